@@ -1,0 +1,43 @@
+"""Fixtures shared by every suite.
+
+Tests that need an external tool ask for it through ``require_tool``: locally a missing tool
+skips the test with the command that installs it; under CI (``CI=true``) a missing tool is a
+failure, so CI can never go green by skipping what it was meant to prove.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bin"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str, how: str) -> None:
+    """Skip (locally) or fail (in CI) because ``what`` is not available."""
+    msg = f"{what} is not available; {how}"
+    if IN_CI:
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+def require_tool(name: str, how: str = "run `make tools`") -> str:
+    """Path of an executable from the project's bin/ or PATH, else skip/fail."""
+    local = BIN / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(name)
+    if found:
+        return found
+    missing(f"tool {name!r}", how)
+    raise AssertionError("unreachable")
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        missing("root", "run the tests as root (loop devices and mounts need it)")
