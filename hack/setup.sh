@@ -22,13 +22,12 @@ fi
 # Debian packages the node plugin and the storage tests use (loop devices, filesystems, qemu).
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pair in mkfs.ext4:e2fsprogs mkfs.xfs:xfsprogs losetup:mount nvme:nvme-cli; do
-    cmd=${pair%%:*}; pkg=${pair#*:}
-    command -v "$cmd" >/dev/null || need+=("$pkg")
-  done
-  if [ -x hack/extra-debian-packages ]; then
-    while read -r p; do [ -n "$p" ] && need+=("$p"); done < <(hack/extra-debian-packages)
-  fi
+  # hack/debian-packages.txt: "<package> <file or command that proves it is installed>" per line.
+  while read -r pkg probe; do
+    case "$pkg" in ''|'#'*) continue ;; esac
+    if [ -n "$probe" ] && { [ -e "$probe" ] || command -v "$probe" >/dev/null; }; then continue; fi
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done < hack/debian-packages.txt
   if [ ${#need[@]} -gt 0 ]; then
     say "installing Debian packages: ${need[*]}"
     apt-get update -qq >/dev/null
