@@ -1,0 +1,259 @@
+"""Read-only façade of the emulator's state for the storage-core services (S3 and NVMe/TCP).
+
+The S3 endpoint (``vms_mock/s3/``) and the NVMe/TCP target (``vms_mock/nvmet/``) run in the same
+process as the REST API and ask this object - never the database - what exists: access keys,
+bucket views, policies, subsystems, host mappings and namespaces. Every method is thread-safe
+(the store serialises access) and returns frozen dataclasses, so callers cannot change state
+behind the API's back. The only write is :meth:`StorageCore.report_s3_usage`, which keeps the
+cluster's capacity accounting honest.
+
+Change notification: :meth:`change_seq` is an integer that grows on every committed mutation
+(poll it cheaply); :meth:`subscribe` registers a callback ``cb(event, payload)`` called after
+commit, in the thread that committed, for the events listed in ``EVENTS``. Callbacks must be
+quick and must not raise (exceptions are logged and swallowed); hand work to your own loop with
+``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vms_mock.store import Store
+
+# Event names delivered to subscribers, with their payload keys.
+VOLUME_CREATED = "volume.created"  # {volume_id, uuid, view_id, size}
+VOLUME_RESIZED = "volume.resized"  # {volume_id, uuid, view_id, size}
+VOLUME_DELETED = "volume.deleted"  # {volume_id, uuid, view_id}
+MAPPING_CHANGED = "mapping.changed"  # {host_id, host_nqn, volume_id, subsystem_nqn, mapped: bool}
+VIEW_CHANGED = "view.changed"  # {view_id, deleted: bool}
+ACCESS_KEY_CHANGED = "access_key.changed"  # {user_id, access_key, deleted: bool}
+FOLDER_DELETED = "folder.deleted"  # {path}
+EVENTS = (VOLUME_CREATED, VOLUME_RESIZED, VOLUME_DELETED, MAPPING_CHANGED, VIEW_CHANGED,
+          ACCESS_KEY_CHANGED, FOLDER_DELETED)
+
+# meta keys of the capacity accounting (bytes)
+META_BLOCK_BYTES = "capacity.block_bytes"  # provisioned volume sizes + snapshot copies
+META_S3_BYTES = "capacity.s3_bytes"  # bytes the S3 endpoint reports as stored
+
+
+class CapacityExceeded(Exception):
+    """An allocation would exceed the storage core's capacity (the API answers 507)."""
+
+
+@dataclass(frozen=True)
+class AccessKeyRecord:
+    access_key: str
+    secret_key: str
+    user_id: int
+    user_name: str
+    tenant_id: int
+    enabled: bool
+
+    def __repr__(self) -> str:  # never show the secret
+        return (f"AccessKeyRecord(access_key={self.access_key!r}, user_id={self.user_id}, "
+                f"user_name={self.user_name!r}, tenant_id={self.tenant_id}, enabled={self.enabled})")
+
+
+@dataclass(frozen=True)
+class BucketView:
+    view_id: int
+    bucket: str
+    path: str
+    tenant_id: int
+    bucket_owner: str | None
+    s3_versioning: bool
+    s3_locks: bool
+    default_retention_mode: str | None  # "GOVERNANCE" / "COMPLIANCE" / None
+    default_retention_days: int | None
+    quota_hard_limit: int | None  # hard_limit of a quota whose path equals the view path
+
+
+@dataclass(frozen=True)
+class Subsystem:
+    nqn: str
+    view_id: int
+    name: str
+    tenant_id: int
+
+
+@dataclass(frozen=True)
+class Namespace:
+    nsid: int
+    volume_id: int
+    nguid: str  # 32 lowercase hex digits
+    uuid: str  # canonical 8-4-4-4-12 form
+    size: int  # bytes
+    backing_path: Path
+
+
+def parse_retention_days(period: str | None) -> int | None:
+    """VAST retention periods are ``<N>d`` or ``<N>y`` (also ``<N>m`` = 30 days)."""
+    if not period:
+        return None
+    n, unit = int(period[:-1]), period[-1]
+    return n * {"d": 1, "m": 30, "y": 365}[unit]
+
+
+class StorageCore:
+    """Typed, thread-safe, read-mostly view of the emulator's state (see module docstring)."""
+
+    def __init__(self, store: Store, data_dir: Path, capacity: int) -> None:
+        self.store = store
+        self.data_dir = data_dir
+        self.capacity = capacity
+        self.block_dir = data_dir / "block"
+        self.snapshot_dir = data_dir / "snapshots"
+        self.fs_dir = data_dir / "fs"
+        for d in (self.block_dir, self.snapshot_dir, self.fs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._cap_lock = threading.Lock()
+
+    # ---- change notification ------------------------------------------------------------------
+    def change_seq(self) -> int:
+        return self.store.change_seq
+
+    def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        self.store.subscribe(callback)
+
+    # ---- S3 -----------------------------------------------------------------------------------
+    def lookup_access_key(self, access_key: str) -> AccessKeyRecord | None:
+        row = self.store.access_key(access_key)
+        if row is None:
+            return None
+        user = self.store.get("users", int(row["user_id"]))
+        if user is None:
+            return None
+        return AccessKeyRecord(
+            access_key=row["access_key"], secret_key=row["secret"], user_id=int(user["id"]),
+            user_name=user["name"], tenant_id=int(user["tenant_id"]),
+            enabled=row["status"] == "enabled",
+        )
+
+    def get_bucket_view(self, bucket: str) -> BucketView | None:
+        views, _ = self.store.find("views", [("bucket", "exact", bucket)], limit=1)
+        if not views:
+            return None
+        v = views[0]
+        quotas, _ = self.store.find(
+            "quotas", [("path", "exact", v["path"])], tenant_id=v["tenant_id"], limit=1)
+        return BucketView(
+            view_id=int(v["id"]), bucket=v["bucket"], path=v["path"], tenant_id=int(v["tenant_id"]),
+            bucket_owner=v.get("bucket_owner"), s3_versioning=bool(v.get("s3_versioning")),
+            s3_locks=bool(v.get("s3_locks")),
+            default_retention_mode=v.get("s3_locks_retention_mode"),
+            default_retention_days=parse_retention_days(v.get("s3_locks_retention_period")),
+            quota_hard_limit=(quotas[0].get("hard_limit") if quotas else None),
+        )
+
+    def list_bucket_views(self, tenant_id: int | None = None) -> list[BucketView]:
+        views, _ = self.store.find("views", [("protocols", "contains", '"S3"')], tenant_id=tenant_id)
+        out = []
+        for v in views:
+            if v.get("bucket"):
+                bv = self.get_bucket_view(v["bucket"])
+                if bv:
+                    out.append(bv)
+        return out
+
+    def user_policies(self, user_id: int) -> list[str]:
+        """Policy JSON texts of the enabled s3policies attached to the user."""
+        user = self.store.get("users", user_id)
+        if user is None:
+            return []
+        out = []
+        for pid in user.get("s3_policies_ids") or []:
+            pol = self.store.get("s3policies", int(pid))
+            if pol and pol.get("enabled", True):
+                out.append(str(pol["policy"]))
+        return out
+
+    def fs_path(self, view_path: str) -> Path:
+        """Directory holding the data under a view path: ``<data-dir>/fs/<path>``."""
+        parts = [p for p in view_path.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise ValueError(f"path escapes the file system root: {view_path!r}")
+        return self.fs_dir.joinpath(*parts)
+
+    # ---- capacity -----------------------------------------------------------------------------
+    def used_bytes(self) -> int:
+        return self.store.get_meta_int(META_BLOCK_BYTES) + self.store.get_meta_int(META_S3_BYTES)
+
+    def free_bytes(self) -> int:
+        return max(0, self.capacity - self.used_bytes())
+
+    def check_s3_capacity(self, nbytes: int) -> bool:
+        """True if ``nbytes`` more S3 data would fit."""
+        return self.used_bytes() + max(0, nbytes) <= self.capacity
+
+    def report_s3_usage(self, delta_bytes: int) -> None:
+        """Account S3 bytes stored (+) or freed (-). Raises CapacityExceeded (nothing counted)
+        when a positive delta does not fit."""
+        with self.store.tx():
+            if delta_bytes > 0 and self.used_bytes() + delta_bytes > self.capacity:
+                raise CapacityExceeded(
+                    f"Insufficient capacity: {delta_bytes} bytes requested, {self.free_bytes()} free")
+            self.store.add_meta_int(META_S3_BYTES, delta_bytes)
+
+    def reserve_block(self, delta_bytes: int) -> None:
+        """Account block bytes (inside the caller's transaction). Raises CapacityExceeded."""
+        with self.store.tx():
+            if delta_bytes > 0 and self.used_bytes() + delta_bytes > self.capacity:
+                raise CapacityExceeded(
+                    f"Insufficient capacity: {delta_bytes} bytes requested, {self.free_bytes()} free")
+            self.store.add_meta_int(META_BLOCK_BYTES, delta_bytes)
+
+    # ---- NVMe ---------------------------------------------------------------------------------
+    def volume_backing_path(self, uuid: str) -> Path:
+        return self.block_dir / f"{uuid}.img"
+
+    def _hosts_by_nqn(self, host_nqn: str) -> list[dict[str, Any]]:
+        hosts, _ = self.store.find("blockhosts", [("nqn", "exact", host_nqn)])
+        return hosts
+
+    def _mapped_volumes(self, host_nqn: str) -> list[dict[str, Any]]:
+        vols: dict[int, dict[str, Any]] = {}
+        for host in self._hosts_by_nqn(host_nqn):
+            maps, _ = self.store.find("blockhostvolumes", [("block_host__id", "exact", host["id"])])
+            for m in maps:
+                vol = self.store.get("volumes", int(m["volume"]["id"]))
+                if vol is not None:
+                    vols[int(vol["id"])] = vol
+        return [vols[k] for k in sorted(vols)]
+
+    def subsystem(self, subsystem_nqn: str) -> Subsystem | None:
+        views, _ = self.store.find("views", [("nqn", "exact", subsystem_nqn)], limit=1)
+        if not views:
+            return None
+        v = views[0]
+        return Subsystem(nqn=v["nqn"], view_id=int(v["id"]), name=v.get("name") or "",
+                         tenant_id=int(v["tenant_id"]))
+
+    def visible_subsystems(self, host_nqn: str) -> list[Subsystem]:
+        """Subsystems in which the host has at least one mapped volume (discovery log)."""
+        seen: dict[int, Subsystem] = {}
+        for vol in self._mapped_volumes(host_nqn):
+            view = self.store.get("views", int(vol["view_id"]))
+            if view and view.get("nqn") and int(view["id"]) not in seen:
+                seen[int(view["id"])] = Subsystem(nqn=view["nqn"], view_id=int(view["id"]),
+                                                  name=view.get("name") or "",
+                                                  tenant_id=int(view["tenant_id"]))
+        return [seen[k] for k in sorted(seen)]
+
+    def host_allowed(self, host_nqn: str, subsystem_nqn: str) -> bool:
+        return any(s.nqn == subsystem_nqn for s in self.visible_subsystems(host_nqn))
+
+    def namespaces(self, subsystem_nqn: str, host_nqn: str) -> list[Namespace]:
+        """Namespaces of the subsystem that are mapped to the host, ordered by NSID."""
+        sub = self.subsystem(subsystem_nqn)
+        if sub is None:
+            return []
+        out = [
+            Namespace(nsid=int(v["nsid"]), volume_id=int(v["id"]), nguid=v["nguid"], uuid=v["uuid"],
+                      size=int(v["size"]), backing_path=self.volume_backing_path(v["uuid"]))
+            for v in self._mapped_volumes(host_nqn) if int(v["view_id"]) == sub.view_id
+        ]
+        return sorted(out, key=lambda n: n.nsid)

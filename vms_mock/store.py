@@ -1,0 +1,341 @@
+"""Durable state of the emulator: one SQLite database, one connection, one lock.
+
+Every API object is a row of ``objects`` (kind, id, tenant_id, JSON data). Uniqueness rules live in
+the ``uniques`` table and are inserted in the same transaction as the object, so the database -
+not a Python check-then-insert - decides which of many parallel creates wins.
+
+Durability: WAL journal with ``synchronous=NORMAL``. In WAL mode a committed transaction is in the
+WAL file (written by ``write()`` before COMMIT returns); NORMAL only skips the fsync, which matters
+for power loss, not for a killed process - so no committed change is lost on ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    tenant_id INTEGER,
+    data TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uniques (
+    kind TEXT NOT NULL,
+    ukey TEXT NOT NULL,
+    obj_id INTEGER NOT NULL,
+    PRIMARY KEY (kind, ukey)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uniques_obj ON uniques (kind, obj_id);
+CREATE TABLE IF NOT EXISTS seqs (kind TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS access_keys (
+    access_key TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    secret TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_keys_user ON access_keys (user_id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time TEXT NOT NULL,
+    principal TEXT,
+    tenant TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    object_id TEXT,
+    status INTEGER NOT NULL,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS obj_name ON objects (kind, json_extract(data, '$.name'));
+CREATE INDEX IF NOT EXISTS obj_path ON objects (kind, json_extract(data, '$.path'));
+CREATE INDEX IF NOT EXISTS obj_bucket ON objects (kind, json_extract(data, '$.bucket'));
+CREATE INDEX IF NOT EXISTS obj_view ON objects (kind, json_extract(data, '$.view_id'));
+CREATE INDEX IF NOT EXISTS obj_map_vol ON objects (kind, json_extract(data, '$.volume.id'));
+CREATE INDEX IF NOT EXISTS obj_map_host ON objects (kind, json_extract(data, '$.block_host.id'));
+"""
+
+
+class UniqueViolation(Exception):
+    """A unique key of ``kind`` is already taken; ``field`` names the API field to blame."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def json_path(field: str) -> str:
+    """Django-style ``volume__id`` -> SQLite JSON path ``$.volume.id``."""
+    return "$." + ".".join(field.split("__"))
+
+
+class Store:
+    """Thread-safe access to the SQLite state. Callers group writes with :meth:`tx`."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        if path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is enough for kill -9 durability in WAL mode (see module docstring).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        self._db.executescript(SCHEMA)
+        self._depth = 0
+        self._change_seq = 0
+        self._pending_events: list[tuple[str, dict[str, Any]]] = []
+        self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    # ---- transactions -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (re-entrant). Commits on success, rolls back on any exception."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._pending_events = []
+            self._depth += 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._db.execute("ROLLBACK")
+                    self._pending_events = []
+                raise
+            self._depth -= 1
+            if outer:
+                self._db.execute("COMMIT")
+                self._change_seq += 1
+                events, self._pending_events = self._pending_events, []
+        if outer:
+            for name, payload in events:
+                for cb in list(self._listeners):
+                    try:
+                        cb(name, payload)
+                    except Exception:  # a listener must never break the API call that committed
+                        import logging
+
+                        logging.getLogger(__name__).exception("change listener failed")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    def emit(self, name: str, payload: dict[str, Any]) -> None:
+        """Queue an in-process change event, delivered after the current transaction commits."""
+        with self._lock:
+            if self._depth == 0:
+                raise RuntimeError("emit() outside a transaction")
+            self._pending_events.append((name, payload))
+
+    def subscribe(self, callback: Callable[[str, dict[str, Any]], None]) -> None:
+        with self._lock:
+            self._listeners.append(callback)
+
+    @property
+    def change_seq(self) -> int:
+        return self._change_seq
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ---- ids and meta -------------------------------------------------------------------------
+    def next_id(self, kind: str) -> int:
+        with self.tx() as db:
+            row = db.execute("SELECT last FROM seqs WHERE kind=?", (kind,)).fetchone()
+            nid = (row[0] if row else 0) + 1
+            db.execute("INSERT OR REPLACE INTO seqs(kind, last) VALUES (?, ?)", (kind, nid))
+            return nid
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def add_meta_int(self, key: str, delta: int) -> int:
+        with self.tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            value = int(row[0]) + delta if row else delta
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+            return value
+
+    def get_meta_int(self, key: str) -> int:
+        return int(self.get_meta(key, "0") or 0)
+
+    # ---- objects ------------------------------------------------------------------------------
+    def get(self, kind: str, obj_id: int) -> dict[str, Any] | None:
+        with self.read() as db:
+            row = db.execute("SELECT data FROM objects WHERE kind=? AND id=?", (kind, obj_id)).fetchone()
+            return json.loads(row[0]) if row else None
+
+    def insert(
+        self, kind: str, data: dict[str, Any], uniques: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Insert ``data`` (gets a new ``id``); ``uniques`` maps field -> unique key text."""
+        with self.tx() as db:
+            obj_id = int(data["id"]) if data.get("id") else self.next_id(kind)
+            data["id"] = obj_id
+            self._claim(db, kind, obj_id, uniques or {})
+            db.execute(
+                "INSERT INTO objects(kind, id, tenant_id, data) VALUES (?, ?, ?, ?)",
+                (kind, obj_id, data.get("tenant_id"), json.dumps(data)),
+            )
+            return data
+
+    def update(
+        self, kind: str, data: dict[str, Any], uniques: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        with self.tx() as db:
+            obj_id = int(data["id"])
+            if uniques is not None:
+                db.execute("DELETE FROM uniques WHERE kind=? AND obj_id=?", (kind, obj_id))
+                self._claim(db, kind, obj_id, uniques)
+            db.execute(
+                "UPDATE objects SET data=?, tenant_id=? WHERE kind=? AND id=?",
+                (json.dumps(data), data.get("tenant_id"), kind, obj_id),
+            )
+            return data
+
+    def delete(self, kind: str, obj_id: int) -> bool:
+        with self.tx() as db:
+            cur = db.execute("DELETE FROM objects WHERE kind=? AND id=?", (kind, obj_id))
+            db.execute("DELETE FROM uniques WHERE kind=? AND obj_id=?", (kind, obj_id))
+            return cur.rowcount > 0
+
+    def _claim(self, db: sqlite3.Connection, kind: str, obj_id: int, uniques: dict[str, str]) -> None:
+        for field, key in uniques.items():
+            try:
+                db.execute("INSERT INTO uniques(kind, ukey, obj_id) VALUES (?, ?, ?)", (kind, key, obj_id))
+            except sqlite3.IntegrityError:
+                raise UniqueViolation(field) from None
+
+    def find(
+        self,
+        kind: str,
+        filters: list[tuple[str, str, Any]] | None = None,
+        tenant_id: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        with_count: bool = False,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Objects of ``kind`` matching every ``(field, op, value)``; op is exact/contains/
+        startswith/endswith/in. Ordered by id. Returns (page, total count if asked)."""
+        where = ["kind=?"]
+        args: list[Any] = [kind]
+        if tenant_id is not None:
+            where.append("tenant_id=?")
+            args.append(tenant_id)
+        for field, op, value in filters or []:
+            expr = "id" if field == "id" else f"json_extract(data, '{json_path(field)}')"
+            if op == "exact":
+                if value is None:
+                    where.append(f"{expr} IS NULL")
+                else:
+                    where.append(f"{expr}=?")
+                    args.append(value)
+            elif op == "in":
+                where.append(f"{expr} IN ({','.join('?' * len(value))})")
+                args.extend(value)
+            else:
+                # instr/substr keep Django's case-sensitive match (LIKE would fold ASCII case).
+                where.append({
+                    "contains": f"instr({expr}, ?) > 0",
+                    "startswith": f"substr({expr}, 1, length(?)) = ?",
+                    "endswith": f"substr({expr}, -length(?)) = ?",
+                }[op])
+                args.extend([value] if op == "contains" else [value, value])
+        sql_where = " AND ".join(where)
+        with self.read() as db:
+            total = None
+            if with_count:
+                total = int(db.execute(f"SELECT count(*) FROM objects WHERE {sql_where}", args).fetchone()[0])
+            sql = f"SELECT data FROM objects WHERE {sql_where} ORDER BY id"
+            if limit is not None:
+                sql += " LIMIT ? OFFSET ?"
+                rows = db.execute(sql, [*args, limit, offset]).fetchall()
+            else:
+                rows = db.execute(sql, args).fetchall()
+            return [json.loads(r[0]) for r in rows], total
+
+    def exists(self, kind: str, field: str, value: Any) -> bool:
+        rows, _ = self.find(kind, [(field, "exact", value)], limit=1)
+        return bool(rows)
+
+    def count_kind(self, kind: str) -> int:
+        with self.read() as db:
+            return int(db.execute("SELECT count(*) FROM objects WHERE kind=?", (kind,)).fetchone()[0])
+
+    # ---- access keys --------------------------------------------------------------------------
+    def add_access_key(self, access_key: str, user_id: int, secret: str, created: str) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO access_keys(access_key, user_id, secret, status, created) VALUES (?,?,?,?,?)",
+                (access_key, user_id, secret, "enabled", created),
+            )
+
+    def delete_access_key(self, user_id: int, access_key: str) -> bool:
+        with self.tx() as db:
+            cur = db.execute(
+                "DELETE FROM access_keys WHERE access_key=? AND user_id=?", (access_key, user_id))
+            return cur.rowcount > 0
+
+    def user_access_keys(self, user_id: int) -> list[sqlite3.Row]:
+        with self.read() as db:
+            return db.execute(
+                "SELECT * FROM access_keys WHERE user_id=? ORDER BY created, access_key", (user_id,)
+            ).fetchall()
+
+    def access_key(self, access_key: str) -> sqlite3.Row | None:
+        with self.read() as db:
+            return db.execute("SELECT * FROM access_keys WHERE access_key=?", (access_key,)).fetchone()
+
+    # ---- audit --------------------------------------------------------------------------------
+    def add_audit(self, rec: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO audit(time, principal, tenant, method, path, object_id, status, outcome)"
+                " VALUES (:time, :principal, :tenant, :method, :path, :object_id, :status, :outcome)",
+                rec,
+            )
+
+    def find_audit(
+        self, filters: dict[str, Any], offset: int, limit: int | None, with_count: bool
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        where, args = ["1=1"], []
+        for key, value in filters.items():
+            if key.endswith("__contains"):
+                where.append(f"instr({key[:-10]}, ?) > 0")
+            elif key.endswith("__startswith"):
+                where.append(f"substr({key[:-12]}, 1, length(?)) = ?")
+                args.append(value)
+            else:
+                where.append(f"{key}=?")
+            args.append(value)
+        sql_where = " AND ".join(where)
+        with self.read() as db:
+            total = None
+            if with_count:
+                total = int(db.execute(f"SELECT count(*) FROM audit WHERE {sql_where}", args).fetchone()[0])
+            sql = f"SELECT * FROM audit WHERE {sql_where} ORDER BY id"
+            if limit is not None:
+                rows = db.execute(sql + " LIMIT ? OFFSET ?", [*args, limit, offset]).fetchall()
+            else:
+                rows = db.execute(sql, args).fetchall()
+            return [dict(r) for r in rows], total
