@@ -365,4 +365,5 @@ class ManagerCreate(Payload):
 
 
 class ApiTokenCreate(Payload):
-    name: str | None = None
+    name: str
+    expiry_date: datetime | None = None
