@@ -1,0 +1,353 @@
+"""A lean HTTP/1.1 server for the S3 endpoint on asyncio streams.
+
+Why not an ASGI framework: S3 throughput is dominated by per-request overhead at small sizes and
+by copies at large sizes. This layer parses a request head in one pass, hands the body to the
+handler as a stream (Content-Length, ``Transfer-Encoding: chunked``), answers
+``Expect: 100-continue`` only when the handler starts reading the body (so a request refused
+before that never uploads its body), and sends file bodies with ``sendfile`` (zero-copy on
+plain TCP, a buffered fallback under TLS). Keep-alive, an idle timeout and header-size limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import unquote_plus
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD_BYTES = 64 * 1024
+STREAM_LIMIT = 1 << 20          # asyncio buffer: reading pauses beyond twice this
+IDLE_TIMEOUT = 75.0
+BODY_TIMEOUT = 120.0            # longest wait for the next body bytes
+DRAIN_LIMIT = 1 << 20           # unread body bytes we drain to keep a connection alive
+
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
+class BadRequest(Exception):
+    """The bytes on the wire are not a usable HTTP request (answered with a plain 400)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Body:
+    """A request body read as a stream; ``read`` returns b"" once it is exhausted."""
+
+    remaining: int | None = None  # bytes left, when known
+    trailers: dict[str, str]
+
+    async def read(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        raise NotImplementedError
+
+
+class _Continue:
+    """Sends ``100 Continue`` once, on the first body read, when the client asked for it."""
+
+    def __init__(self, writer: asyncio.StreamWriter, expected: bool) -> None:
+        self.writer = writer
+        self.pending = expected
+        self.sent = False
+
+    def __call__(self) -> None:
+        if self.pending:
+            self.pending = False
+            self.sent = True
+            self.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+
+class LengthBody(Body):
+    def __init__(self, reader: asyncio.StreamReader, length: int, cont: _Continue) -> None:
+        self.reader = reader
+        self.remaining = length
+        self.cont = cont
+        self.trailers = {}
+
+    @property
+    def done(self) -> bool:
+        return self.remaining == 0
+
+    async def read(self, n: int) -> bytes:
+        assert self.remaining is not None
+        if self.remaining == 0:
+            return b""
+        if self.cont.pending:
+            self.cont()
+        try:
+            data = await asyncio.wait_for(self.reader.read(min(n, self.remaining)), BODY_TIMEOUT)
+        except TimeoutError:
+            raise BadRequest("RequestTimeout", "body read timed out") from None
+        if not data:
+            raise BadRequest("IncompleteBody", "the connection closed before the body ended")
+        self.remaining -= len(data)
+        return data
+
+
+class ChunkedBody(Body):
+    """``Transfer-Encoding: chunked`` (HTTP framing; aws-chunked is decoded one layer up)."""
+
+    def __init__(self, reader: asyncio.StreamReader, cont: _Continue) -> None:
+        self.reader = reader
+        self.cont = cont
+        self.chunk_left = 0
+        self.finished = False
+        self.trailers = {}
+
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    async def _line(self) -> bytes:
+        try:
+            line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), BODY_TIMEOUT)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            raise BadRequest("IncompleteBody", "bad chunked encoding") from None
+        return line[:-2]
+
+    async def read(self, n: int) -> bytes:
+        if self.finished:
+            return b""
+        if self.cont.pending:
+            self.cont()
+        if self.chunk_left == 0:
+            size_line = await self._line()
+            try:
+                self.chunk_left = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise BadRequest("IncompleteBody", "bad chunk size line") from None
+            if self.chunk_left == 0:
+                while line := await self._line():
+                    k, _, v = line.decode("latin-1").partition(":")
+                    self.trailers[k.strip().lower()] = v.strip()
+                self.finished = True
+                return b""
+        try:
+            data = await asyncio.wait_for(self.reader.read(min(n, self.chunk_left)), BODY_TIMEOUT)
+        except TimeoutError:
+            raise BadRequest("RequestTimeout", "body read timed out") from None
+        if not data:
+            raise BadRequest("IncompleteBody", "the connection closed before the body ended")
+        self.chunk_left -= len(data)
+        if self.chunk_left == 0 and await self._line() != b"":
+            raise BadRequest("IncompleteBody", "chunk not followed by CRLF")
+        return data
+
+
+@dataclass
+class Request:
+    method: str
+    raw_path: str
+    raw_query: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Body
+    request_id: str
+    tls: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Response:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    # A file body: (open file descriptor, offset, count); the fd is closed after sending.
+    file: tuple[int, int, int] | None = None
+    head_only: bool = False  # HEAD: Content-Length describes a body that is not sent
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+ErrorRenderer = Callable[[Request | None, str, str], Response]
+
+
+def parse_query(raw_query: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if raw_query:
+        for part in raw_query.split("&"):
+            if part:
+                k, _, v = part.partition("=")
+                out.setdefault(unquote_plus(k), unquote_plus(v))
+    return out
+
+
+class _DateCache:
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = ""
+
+    def get(self) -> str:
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.value = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))
+        return self.value
+
+
+class HttpServer:
+    def __init__(self, handler: Handler, render_error: ErrorRenderer, server_name: str = "VastS3") -> None:
+        self.handler = handler
+        self.render_error = render_error
+        self.server_name = server_name
+        self._dates = _DateCache()
+        self._server: asyncio.base_events.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
+        self.tls = tls is not None
+        self._server = await asyncio.start_server(self._serve, host, port, ssl=tls,
+                                                  limit=STREAM_LIMIT, backlog=512)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+
+    # -- one connection --------------------------------------------------------------------
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            while await self._one_request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("S3 connection failed")
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 2)
+
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serve one request; False when the connection must close."""
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
+        except (asyncio.IncompleteReadError, TimeoutError):
+            return False
+        except asyncio.LimitOverrunError:
+            await self._send(writer, self.render_error(None, "RequestHeaderSectionTooLarge", ""),
+                             "GET", False)
+            return False
+        request_id = secrets.token_hex(8).upper()
+        try:
+            if len(head) > MAX_HEAD_BYTES:
+                raise BadRequest("RequestHeaderSectionTooLarge", "header section too large")
+            req, cont = self._parse_head(head, reader, writer, request_id)
+        except BadRequest as exc:
+            await self._send(writer, self.render_error(None, exc.code, str(exc)), "GET", False)
+            return False
+        keep_alive = req.headers.get("connection", "").lower() != "close"
+        try:
+            resp = await self.handler(req)
+        except BadRequest as exc:
+            resp = self.render_error(req, exc.code, str(exc))
+            keep_alive = False
+        except Exception:
+            log.exception("S3 request failed", extra={"method": req.method, "path": req.raw_path})
+            resp = self.render_error(req, "InternalError", "")
+            keep_alive = False
+        if not req.body.done:
+            keep_alive = keep_alive and await self._drain(req.body, cont)
+        await self._send(writer, resp, req.method, keep_alive)
+        return keep_alive
+
+    def _parse_head(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    request_id: str) -> tuple[Request, _Continue]:
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise BadRequest("InvalidRequest", "malformed request line")
+        method, target, _version = parts
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise BadRequest("InvalidRequest", "malformed header line")
+            name = name.lower()
+            value = value.strip()
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
+        if target.startswith(("http://", "https://")):
+            target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
+        raw_path, _, raw_query = target.partition("?")
+        cont = _Continue(writer, headers.get("expect", "").lower() == "100-continue")
+        body: Body
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            body = ChunkedBody(reader, cont)
+        else:
+            length = headers.get("content-length", "0") or "0"
+            if not length.isdigit():
+                raise BadRequest("InvalidRequest", "bad Content-Length")
+            body = LengthBody(reader, int(length), cont)
+        return Request(method=method, raw_path=raw_path, raw_query=raw_query,
+                       query=parse_query(raw_query), headers=headers, body=body,
+                       request_id=request_id, tls=self.tls), cont
+
+    async def _drain(self, body: Body, cont: _Continue) -> bool:
+        """Read and drop a small unread body so the connection stays usable."""
+        if cont.pending:
+            return False  # the client has not sent the body and waits: close instead
+        if body.remaining is None or body.remaining > DRAIN_LIMIT:
+            return False
+        try:
+            while await body.read(1 << 16):
+                pass
+        except (BadRequest, ConnectionError):
+            return False
+        return True
+
+    async def _send(self, writer: asyncio.StreamWriter, resp: Response, method: str,
+                    keep_alive: bool) -> None:
+        headers = resp.headers
+        if resp.file is not None:
+            length = resp.file[2]
+        else:
+            length = int(headers.pop("content-length", len(resp.body))) if resp.head_only else len(
+                resp.body)
+        head = [f"HTTP/1.1 {resp.status} {_REASONS.get(resp.status, 'Unknown')}\r\n"
+                f"Date: {self._dates.get()}\r\nServer: {self.server_name}\r\n"]
+        if resp.status != 304:
+            head.append(f"Content-Length: {length}\r\n")
+        if not keep_alive:
+            head.append("Connection: close\r\n")
+        for k, v in headers.items():
+            head.append(f"{k}: {v}\r\n")
+        head.append("\r\n")
+        data = "".join(head).encode("latin-1", "replace")
+        if resp.file is None:
+            if method != "HEAD" and not resp.head_only and resp.status != 304:
+                data += resp.body
+            writer.write(data)
+            await writer.drain()
+            return
+        fd, offset, count = resp.file
+        try:
+            writer.write(data)
+            if method != "HEAD" and count:
+                with os.fdopen(fd, "rb", closefd=False) as f:
+                    loop = asyncio.get_running_loop()
+                    await loop.sendfile(writer.transport, f, offset, count)
+            await writer.drain()
+        finally:
+            os.close(fd)

@@ -1,0 +1,60 @@
+"""Starting and stopping the S3 endpoint inside the vms-mock event loop."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from vms_mock.s3.app import S3App
+from vms_mock.s3.directory import S3Directory
+from vms_mock.s3.http import HttpServer
+
+log = logging.getLogger(__name__)
+
+
+class S3Service:
+    """A running S3 endpoint: ``.port`` is the bound port; ``await close()`` stops it."""
+
+    def __init__(self, app: S3App, server: HttpServer, pool: ThreadPoolExecutor) -> None:
+        self.app = app
+        self.server = server
+        self.pool = pool
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def close(self) -> None:
+        await self.server.close()
+        self.pool.shutdown(wait=True)
+        self.app.close()
+
+
+def _as_directory(core: Any) -> S3Directory:
+    if hasattr(core, "lookup_access_key") and hasattr(core, "create_bucket_view") and \
+            hasattr(core, "list_bucket_views"):
+        return core  # already speaks the S3Directory protocol
+    from vms_mock.s3.core_directory import CoreApiDirectory
+
+    return CoreApiDirectory(core)
+
+
+async def start_s3(core: Any, host: str, port: int, tls: ssl.SSLContext | None = None,
+                   region: str = "us-east-1",
+                   virtual_host_suffixes: tuple[str, ...] = ("localhost",)) -> S3Service:
+    """Serve S3 on ``host:port`` (0 picks a free port) for the buckets of ``core``.
+
+    ``core`` is the VMS state façade (``vms_mock.core_api``) or any S3Directory. ``tls`` is a
+    server SSLContext for https, or None. Requests to ``<bucket>.<suffix>`` hosts use
+    virtual-host addressing; everything else is path style.
+    """
+    directory = _as_directory(core)
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
+    app = S3App(directory, pool, region=region, virtual_host_suffixes=virtual_host_suffixes)
+    server = HttpServer(app.handle, app.render_error)
+    await server.start(host, port, tls)
+    log.info("S3 endpoint listening", extra={"host": host, "port": server.port,
+                                             "tls": tls is not None})
+    return S3Service(app, server, pool)
