@@ -41,3 +41,26 @@ def require_tool(name: str, how: str = "run `make tools`") -> str:
 def require_root() -> None:
     if os.geteuid() != 0:
         missing("root", "run the tests as root (loop devices and mounts need it)")
+
+
+# ---- vms-mock as a real process (see tests/vmsproc.py for the helper's API) ------------------------
+@pytest.fixture
+def vms_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh ``vms-mock`` (REST + S3 + NVMe/TCP when available) on ephemeral loopback ports."""
+    from tests.vmsproc import VmsProcess
+
+    proc = VmsProcess(tmp_path / "vms")
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def vms_server_session(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One ``vms-mock`` shared by the session: create uniquely named objects, change no global state."""
+    from tests.vmsproc import VmsProcess
+
+    proc = VmsProcess(tmp_path_factory.mktemp("vms-session") / "vms")
+    proc.start()
+    yield proc
+    proc.stop()

@@ -234,13 +234,14 @@ class Store:
         offset: int = 0,
         limit: int | None = None,
         with_count: bool = False,
+        include_global: bool = False,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Objects of ``kind`` matching every ``(field, op, value)``; op is exact/contains/
         startswith/endswith/in. Ordered by id. Returns (page, total count if asked)."""
         where = ["kind=?"]
         args: list[Any] = [kind]
         if tenant_id is not None:
-            where.append("tenant_id=?")
+            where.append("(tenant_id=? OR tenant_id IS NULL)" if include_global else "tenant_id=?")
             args.append(tenant_id)
         for field, op, value in filters or []:
             expr = "id" if field == "id" else f"json_extract(data, '{json_path(field)}')"
@@ -273,6 +274,18 @@ class Store:
             else:
                 rows = db.execute(sql, args).fetchall()
             return [json.loads(r[0]) for r in rows], total
+
+    def lookup_unique(self, kind: str, ukey: str) -> int | None:
+        with self.read() as db:
+            row = db.execute("SELECT obj_id FROM uniques WHERE kind=? AND ukey=?", (kind, ukey)).fetchone()
+            return int(row[0]) if row else None
+
+    def tenant_in_use(self, tenant_id: int) -> bool:
+        with self.read() as db:
+            row = db.execute(
+                "SELECT 1 FROM objects WHERE tenant_id=? AND kind NOT IN ('tenants', 'vtasks') LIMIT 1",
+                (tenant_id,)).fetchone()
+            return row is not None
 
     def exists(self, kind: str, field: str, value: Any) -> bool:
         rows, _ = self.find(kind, [(field, "exact", value)], limit=1)

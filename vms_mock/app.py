@@ -1,0 +1,400 @@
+"""HTTP layer of the VMS emulator (FastAPI): routes, error shapes, auth, faults and audit.
+
+No ``from __future__ import annotations`` here: route handlers are built in loops with the
+request model of each resource as a real annotation, which FastAPI reads at definition time.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vms_mock import models as m
+from vms_mock.audit import AuditLog
+from vms_mock.auth import Principal
+from vms_mock.domain import FILTERS, Page, Vms, now_iso
+from vms_mock.errors import (
+    TOKEN_INVALID_MSG,
+    ApiError,
+    NotFoundError,
+)
+from vms_mock.faults import FaultRule, Faults
+
+log = logging.getLogger("vms_mock.api")
+
+PREFIXES = ("/api/v1", "/api", "/api/v5")  # the first one is published in the OpenAPI document
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+# kind -> (create model, update model)
+CRUD: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "tenants": (m.TenantCreate, m.TenantUpdate),
+    "managers": (m.ManagerCreate, m.ManagerUpdate),
+    "apitokens": (m.ApiTokenCreate, m.ApiTokenUpdate),
+    "viewpolicies": (m.ViewPolicyCreate, m.ViewPolicyUpdate),
+    "qospolicies": (m.QosPolicyCreate, m.QosPolicyUpdate),
+    "vippools": (m.VipPoolCreate, m.VipPoolUpdate),
+    "views": (m.ViewCreate, m.ViewUpdate),
+    "quotas": (m.QuotaCreate, m.QuotaUpdate),
+    "users": (m.UserCreate, m.UserUpdate),
+    "s3policies": (m.S3PolicyCreate, m.S3PolicyUpdate),
+    "snapshots": (m.SnapshotCreate, m.SnapshotUpdate),
+    "volumes": (m.VolumeCreate, m.VolumeUpdate),
+    "blockhosts": (m.BlockHostCreate, m.BlockHostUpdate),
+}
+READ_ONLY = ("blockhostvolumes", "vtasks")
+AUDIT_FILTERS = {"principal", "tenant", "method", "path", "path__contains", "path__startswith",
+                 "object_id", "status", "outcome"}
+
+_MESSAGES = {
+    "missing": "This field is required.",
+    "extra_forbidden": "Unknown field.",
+    "int_type": "A valid integer is required.",
+    "int_parsing": "A valid integer is required.",
+    "bool_type": "Must be a valid boolean.",
+    "string_type": "Not a valid string.",
+    "list_type": "Expected a list of items.",
+    "dict_type": "Expected a dictionary of items.",
+    "model_type": "Expected a dictionary of items.",
+    "model_attributes_type": "Expected a dictionary of items.",
+    "none_required": "This field may not be set.",
+}
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+def jresp(data: Any, status: int = 200) -> Response:
+    return Response(content=dumps(data), status_code=status, media_type="application/json")
+
+
+def drf_errors(errors: Any) -> dict[str, Any]:
+    """FastAPI/pydantic validation errors -> DRF's field map (400)."""
+    out: dict[str, list[str]] = {}
+    for e in errors:
+        loc = list(e.get("loc", ()))
+        typ = e.get("type", "")
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc.pop(0)
+        if typ == "json_invalid":
+            return {"detail": f"JSON parse error - {e.get('ctx', {}).get('error', 'invalid JSON')}"}
+        # drop union/tagged branch names pydantic puts in the location
+        loc = [x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("str", "int", "none")))]
+        msg = _MESSAGES.get(typ) or str(e.get("msg", "Invalid value.")).removeprefix("Value error, ")
+        if not loc:
+            key = "non_field_errors"
+            msg = "No data provided." if typ == "missing" else "Invalid data. Expected a dictionary."
+        else:
+            key = str(loc[0])
+            if len(loc) > 1:
+                msg = f"{'.'.join(str(x) for x in loc[1:])}: {msg}"
+        if msg not in out.setdefault(key, []):
+            out[key].append(msg)
+    return out
+
+
+def obj_id_of(raw: str) -> int:
+    """Path ids: anything but a positive integer that fits is simply not found (as in Django)."""
+    if not raw.isdigit() or len(raw) > 12 or int(raw) == 0:
+        raise NotFoundError()
+    return int(raw)
+
+
+class ApiMiddleware:
+    """Faults first (latency, injected errors, forced token expiry), then the audit record of
+    every mutating call. Pure ASGI for speed."""
+
+    def __init__(self, app: Any, faults: Faults, audit: AuditLog) -> None:
+        self.app = app
+        self.faults = faults
+        self.audit = audit
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        state = scope.setdefault("state", {})
+        status = [500]
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        async def answer(code: int, body: dict[str, Any]) -> None:
+            payload = dumps(body)
+            await send_wrapper({"type": "http.response.start", "status": code,
+                                "headers": [(b"content-type", b"application/json"),
+                                            (b"content-length", str(len(payload)).encode())]})
+            await send_wrapper({"type": "http.response.body", "body": payload})
+
+        try:
+            decision = None if path.startswith("/api/admin/") else self.faults.decide(method, path)
+            if decision is not None:
+                if decision.latency:
+                    await asyncio.sleep(decision.latency)
+                if decision.error is not None:
+                    await answer(decision.error, {"detail": f"Injected fault: HTTP {decision.error}"})
+                    return
+                auth = dict(scope.get("headers") or []).get(b"authorization", b"")
+                if decision.expire and auth[:7].lower() == b"bearer ":
+                    await answer(403, {"detail": TOKEN_INVALID_MSG, "code": "token_not_valid"})
+                    return
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            if method in MUTATING and path.startswith("/api/"):
+                try:
+                    self.audit.record(time=now_iso(), principal=state.get("principal"),
+                                      tenant=state.get("tenant"), method=method, path=path,
+                                      object_id=state.get("object_id"), status=status[0])
+                except Exception:
+                    log.exception("audit record failed")
+
+
+def page_response(request: Request, page: Page) -> Response:
+    if not page.paged:
+        return jresp(page.results)
+    count = page.count or 0
+    nxt = prev = None
+    if page.page * page.page_size < count:
+        nxt = str(request.url.include_query_params(page=page.page + 1))
+    if page.page > 1:
+        prev = str(request.url.include_query_params(page=page.page - 1))
+    return jresp({"count": count, "next": nxt, "previous": prev, "results": page.results})
+
+
+def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = False) -> Any:
+    app = FastAPI(title="VAST Management Service (vms-mock)", version=vms.settings.sys_version,
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+                  redirect_slashes=True)
+
+    # ---- errors: the ONE mapping of exceptions to responses --------------------------------------
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return jresp(exc.body, exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        return jresp(drf_errors(exc.errors()), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return jresp({"detail": "Not found."}, 404)
+        if exc.status_code == 405:
+            return jresp({"detail": f'Method "{request.method}" not allowed.'}, 405)
+        return jresp({"detail": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc, extra={"method": request.method, "path": request.url.path})
+        return jresp({"detail": f"Internal error ({type(exc).__name__}); see the server log."}, 500)
+
+    # ---- auth -----------------------------------------------------------------------------------
+    def principal(request: Request) -> Principal:
+        p = vms.authenticate(request.headers.get("authorization"), request.headers.get("x-tenant-name"))
+        request.state.principal = p.username
+        request.state.tenant = p.tenant_name
+        return p
+
+    def params(request: Request) -> dict[str, str]:
+        return dict(request.query_params)
+
+    Auth = Annotated[Principal, Depends(principal)]
+    router = APIRouter()
+
+    @router.post("/token/", tags=["auth"], summary="Log in: username/password -> access and refresh tokens")
+    def token(request: Request, body: m.TokenRequest) -> Response:
+        request.state.principal = body.username
+        tenant = request.headers.get("x-tenant-name")
+        request.state.tenant = tenant
+        return jresp(vms.login(body.username, body.password, tenant))
+
+    @router.post("/token/refresh/", tags=["auth"], summary="A new access token from a refresh token")
+    def token_refresh(body: m.RefreshRequest) -> Response:
+        return jresp(vms.refresh(body.refresh))
+
+    # ---- generic CRUD ---------------------------------------------------------------------------
+    def filter_params(kind: str) -> dict[str, Any]:
+        """OpenAPI description of a list's query parameters (read from the raw query string)."""
+        ps: list[dict[str, Any]] = [
+            {"name": "page_size", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+            {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        ]
+        for fld, typ in FILTERS.get(kind, {}).items():
+            schema = {"type": "integer"} if typ is int else {"type": "boolean"} if typ is bool else {
+                "type": "string"}
+            ps.append({"name": fld, "in": "query", "required": False, "schema": schema})
+            if typ is str:
+                for lk in ("contains", "startswith", "endswith"):
+                    ps.append({"name": f"{fld}__{lk}", "in": "query", "required": False,
+                               "schema": {"type": "string"}})
+        return {"parameters": ps}
+
+    def add_list_get(kind: str) -> None:
+        @router.get(f"/{kind}/", tags=[kind], openapi_extra=filter_params(kind), name=f"list_{kind}")
+        def list_objs(request: Request, p: Auth) -> Response:
+            return page_response(request, vms.list_objs(p, kind, params(request)))
+
+        @router.get(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"get_{kind}")
+        def get_obj(obj_id: str, p: Auth) -> Response:
+            return jresp(vms.render(kind, vms.get_obj(p, kind, obj_id_of(obj_id))))
+
+    def add_crud(kind: str, create_model: type[BaseModel], update_model: type[BaseModel]) -> None:
+        @router.post(f"/{kind}/", tags=[kind], status_code=201, name=f"create_{kind}")
+        def create(request: Request, body: create_model, p: Auth) -> Response:  # type: ignore[valid-type]
+            obj = vms.create(p, kind, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
+            request.state.object_id = obj.get("id")
+            return jresp(obj, 201)
+
+        add_list_get(kind)
+
+        @router.patch(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"update_{kind}")
+        def update(request: Request, obj_id: str, body: update_model,  # type: ignore[valid-type]
+                   p: Auth) -> Response:
+            oid = obj_id_of(obj_id)
+            request.state.object_id = oid
+            return jresp(vms.update(p, kind, oid, body.model_dump(exclude_unset=True)))  # type: ignore[attr-defined]
+
+        @router.delete(f"/{kind}/{{obj_id}}/", tags=[kind], status_code=204, name=f"delete_{kind}")
+        def delete(request: Request, obj_id: str, p: Auth, force: bool = False) -> Response:
+            oid = obj_id_of(obj_id)
+            request.state.object_id = oid
+            vms.delete(p, kind, oid, force)
+            return Response(status_code=204)
+
+    # specific routes first: "bulk" must not be taken for an id
+    @router.patch("/blockhostvolumes/bulk/", tags=["blockhostvolumes"],
+                  summary="Map or unmap host/volume pairs; returns an async vtask")
+    def bulk(request: Request, body: m.BulkMapping, p: Auth) -> Response:
+        out = vms.bulk_map(p, body.model_dump())
+        request.state.object_id = out["async_task"]["id"]
+        return jresp(out, 200)
+
+    @router.post("/users/{obj_id}/access_keys/", tags=["users"], status_code=201,
+                 summary="Create an access key pair; the secret is shown only here")
+    def create_key(request: Request, obj_id: str, p: Auth, body: m.AccessKeyCreate | None = None
+                   ) -> Response:
+        oid = obj_id_of(obj_id)
+        request.state.object_id = oid
+        return jresp(vms.create_access_key(p, oid), 201)
+
+    @router.delete("/users/{obj_id}/access_keys/", tags=["users"], status_code=204)
+    def delete_key(request: Request, obj_id: str, body: m.AccessKeyDelete,
+                   p: Auth) -> Response:
+        oid = obj_id_of(obj_id)
+        request.state.object_id = oid
+        vms.delete_access_key(p, oid, body.access_key)
+        return Response(status_code=204)
+
+    @router.post("/snapshots/{obj_id}/clone_volume/", tags=["snapshots"], status_code=201,
+                 summary="A new block volume from a single-volume snapshot")
+    def clone_volume(request: Request, obj_id: str, body: m.CloneVolume,
+                     p: Auth) -> Response:
+        out = vms.clone_volume(p, obj_id_of(obj_id), body.model_dump())
+        request.state.object_id = out["id"]
+        return jresp(out, 201)
+
+    @router.delete("/folders/delete_folder/", tags=["folders"], status_code=204,
+                   summary="Remove a directory's data (the trash API)")
+    def delete_folder(body: m.DeleteFolder, p: Auth) -> Response:
+        vms.delete_folder(p, body.model_dump())
+        return Response(status_code=204)
+
+    @router.get("/audit/", tags=["audit"], openapi_extra={"parameters": [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+        for n in [*sorted(AUDIT_FILTERS), "page", "page_size"]]})
+    def audit_list(request: Request, p: Auth) -> Response:
+        if not p.is_super:
+            raise ApiError({"detail": "Only a super-admin may read the audit log."}, 403)
+        q = params(request)
+        filters = {}
+        for k, v in q.items():
+            if k in ("page", "page_size"):
+                continue
+            if k not in AUDIT_FILTERS:
+                raise ApiError({k: ["Unknown filter."]}, 400)
+            if k == "status" and not v.isdigit():
+                raise ApiError({k: ["Enter a whole number."]}, 400)
+            filters[k] = int(v) if k == "status" else v
+        page_size = vms._int_param(q, "page_size", 1, 10000)
+        page = vms._int_param(q, "page", 1, 10**9) or 1
+        rows, count = audit.store.find_audit(filters, (page - 1) * (page_size or 0), page_size,
+                                             bool(page_size))
+        return page_response(request, Page(rows, count, bool(page_size), page, page_size or 0))
+
+    for kind in ("versions", "clusters"):
+        def add_static(kind: str) -> None:
+            @router.get(f"/{kind}/", tags=[kind], openapi_extra=filter_params(kind), name=f"list_{kind}")
+            def static_list(request: Request, p: Auth) -> Response:
+                return page_response(request, vms.static_list(kind, params(request)))
+
+            @router.get(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"get_{kind}")
+            def static_get(obj_id: str, p: Auth) -> Response:
+                oid = obj_id_of(obj_id)
+                rows = vms.versions() if kind == "versions" else vms.clusters()
+                for r in rows:
+                    if r["id"] == oid:
+                        return jresp(r)
+                raise NotFoundError()
+        add_static(kind)
+
+    for kind, (cm, um) in CRUD.items():
+        add_crud(kind, cm, um)
+    for kind in READ_ONLY:
+        add_list_get(kind)
+
+    for i, prefix in enumerate(PREFIXES):
+        app.include_router(router, prefix=prefix, include_in_schema=i == 0)
+
+    # ---- admin (fault control) ------------------------------------------------------------------
+    if enable_admin:
+        admin = APIRouter(prefix="/api/admin", tags=["admin"])
+
+        def require_super(p: Auth) -> Principal:
+            if not p.is_super:
+                raise ApiError({"detail": "Only a super-admin may change faults."}, 403)
+            return p
+
+        SuperAuth = Annotated[Principal, Depends(require_super)]
+
+        @admin.get("/faults/")
+        def faults_list(p: SuperAuth) -> Response:
+            return jresp(faults.list())
+
+        @admin.post("/faults/", status_code=201)
+        def faults_add(body: FaultRule, p: SuperAuth) -> Response:
+            rid = faults.add(body)
+            return jresp({"id": rid, **body.model_dump()}, 201)
+
+        @admin.delete("/faults/", status_code=204)
+        def faults_clear(p: SuperAuth) -> Response:
+            faults.clear()
+            return Response(status_code=204)
+
+        @admin.delete("/faults/{rule_id}/", status_code=204)
+        def faults_remove(rule_id: str, p: SuperAuth) -> Response:
+            if not faults.remove(obj_id_of(rule_id)):
+                raise NotFoundError()
+            return Response(status_code=204)
+
+        @admin.post("/expire_tokens/", summary="Invalidate every access and refresh token issued so far")
+        def expire_tokens(p: SuperAuth) -> Response:
+            import time
+
+            vms.signer.not_before = time.time()
+            return jresp({"detail": "All tokens issued so far are now expired."})
+
+        app.include_router(admin)
+
+    return ApiMiddleware(app, faults, audit), app
