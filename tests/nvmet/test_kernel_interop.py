@@ -1,0 +1,253 @@
+"""The truth: Debian's Linux kernel NVMe/TCP initiator against our target.
+
+Boots ``linux-image-amd64`` in ``qemu-system-x86_64`` (TCG) with an initramfs made by
+``hack/qemu/build-initramfs.sh`` (busybox-static, nvme-cli, the nvme-tcp and virtio-net modules).
+Everything runs inside a network namespace this test creates: the target listens on that
+namespace's 127.0.0.1:4420/8009 and the guest reaches it at 10.0.2.2 through qemu user networking.
+
+The guest runs a script appended to the initramfs as a second cpio archive; it prints
+``KVCHECK <name> ok|fail`` lines on the serial console, which this test reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, missing, require_root, require_tool
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.timeout(900)]
+
+SUBNQN = "nqn.2024-01.com.vastdata:vms-mock:kernel-interop"
+HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:5e3c41a2-7f1b-4d7e-9f60-8c2b1a0d4e11"
+HOSTID = "5e3c41a2-7f1b-4d7e-9f60-8c2b1a0d4e11"
+STRANGER = "nqn.2014-08.org.nvmexpress:uuid:0badc0de-0000-4000-8000-000000000000"
+NS_UUID = "3f2a9c1e-5b7d-4e21-a0c4-6d8e9f102b3c"
+NGUID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+SIZE = 64 << 20
+PATTERN_OFFSET = 64 << 10  # where the guest writes its 1 MiB pattern
+PATTERN_LEN = 1 << 20
+
+GUEST_SCRIPT = r"""#!/bin/sh
+T=10.0.2.2
+check() { if [ "$2" = 0 ]; then echo "KVCHECK $1 ok"; else echo "KVCHECK $1 fail $3"; fi; }
+wait_dev() {  # wait until a namespace block device of our subsystem exists, print its name
+  i=0
+  while [ $i -lt 100 ]; do
+    for d in /sys/block/nvme*n*; do
+      case "$(basename "$d")" in nvme*c*n*) continue ;; esac  # hidden per-path devices (multipath)
+      [ -e "$d/uuid" ] && [ "$(cat "$d/uuid")" = "@UUID@" ] && { basename "$d"; return 0; }
+    done
+    sleep 0.2; i=$((i+1))
+  done
+  return 1
+}
+wait_gone() {
+  i=0
+  while [ $i -lt 100 ]; do
+    ls /sys/block/ | grep -q '^nvme' || return 0
+    sleep 0.2; i=$((i+1))
+  done
+  return 1
+}
+
+out=$(timeout 90 nvme discover -t tcp -a $T -s 8009 -q @HOSTNQN@ 2>&1); rc=$?
+echo "$out"
+check discover-rc $rc
+echo "$out" | grep -q "subnqn: *@SUBNQN@"; check discover-lists-subsystem $?
+echo "$out" | grep -q "trsvcid: *4420"; check discover-io-port $?
+
+out=$(timeout 90 nvme discover -t tcp -a $T -s 8009 -q @STRANGER@ 2>&1); rc=$?
+echo "$out"
+echo "$out" | grep -q "Number of Records 0"; check stranger-sees-nothing $? "$rc"
+
+timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @HOSTNQN@ -I @HOSTID@ \
+  --hdr-digest --data-digest -k 5 2>&1
+check connect-digests $?
+dev=$(wait_dev); check namespace-appears $?
+echo "device: $dev"
+kv-bylinks
+ls -l /dev/disk/by-id/
+link=/dev/disk/by-id/nvme-uuid.@UUID@
+[ -b "$link" ]; check by-id-uuid-link $?
+[ "$(cat /sys/block/$dev/size)" = "@SECTORS@" ]; check size $? "$(cat /sys/block/$dev/size)"
+cat /sys/block/$dev/nguid /sys/block/$dev/wwid
+tr -d '-' < /sys/block/$dev/nguid | grep -qi "^@NGUID@$"; check nguid $? "$(cat /sys/block/$dev/nguid)"
+cat /sys/class/nvme/nvme*/transport /sys/class/nvme/nvme*/queue_count 2>/dev/null
+
+dd if=/dev/urandom of=/tmp/pat bs=4096 count=256 2>/dev/null
+md5=$(md5sum < /tmp/pat | cut -d' ' -f1)
+echo "KVMD5 $md5"
+dd if=/tmp/pat of="$link" bs=4096 count=256 seek=16 oflag=direct 2>&1; check write-odirect $?
+dd if=/dev/zero of="$link" bs=512 count=1 seek=@LASTLBA@ oflag=direct 2>&1; check write-last-lba $?
+dd if=/dev/zero of="$link" bs=512 count=1 seek=@SECTORS@ oflag=direct 2>/dev/null
+[ $? != 0 ]; check write-past-end-refused $?
+timeout 60 nvme flush "/dev/$dev" 2>&1 || timeout 60 nvme flush "/dev/$dev" -n 1 2>&1; check flush $?
+
+timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect $?
+wait_gone; check device-gone $?
+
+timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @HOSTNQN@ -I @HOSTID@ -k 5 2>&1
+check reconnect $?
+dev=$(wait_dev); check namespace-reappears $?
+kv-bylinks
+back=$(dd if="$link" bs=4096 count=256 skip=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$back" = "$md5" ]; check read-back-after-reconnect $? "$back"
+timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect-again $?
+
+timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @STRANGER@ 2>&1; rc=$?
+[ $rc != 0 ]; check stranger-connect-refused $? "$rc"
+ls /sys/block/ | grep -q '^nvme'; [ $? != 0 ]; check stranger-has-no-device $?
+echo "KVDONE"
+"""
+
+EXPECTED = [
+    "discover-rc", "discover-lists-subsystem", "discover-io-port", "stranger-sees-nothing",
+    "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
+    "write-last-lba", "write-past-end-refused", "flush", "disconnect", "device-gone", "reconnect",
+    "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
+    "stranger-has-no-device",
+]
+
+
+def _cpio_newc(files: dict[str, tuple[bytes, int]]) -> bytes:
+    """A minimal newc cpio archive: {name: (content, mode)}."""
+    out = bytearray()
+    ino = 1000
+
+    def entry(name: str, data: bytes, mode: int) -> None:
+        nonlocal ino
+        ino += 1
+        fields = [ino, mode, 0, 0, 1, int(time.time()), len(data), 0, 0, 0, 0, len(name) + 1, 0]
+        hdr = b"070701" + b"".join(f"{v:08X}".encode() for v in fields)
+        out.extend(hdr + name.encode() + b"\0")
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for name, (data, mode) in files.items():
+        entry(name, data, mode)
+    entry("TRAILER!!!", b"", 0)
+    return bytes(out)
+
+
+def _guest_script() -> str:
+    subs = {"@UUID@": NS_UUID, "@HOSTNQN@": HOSTNQN, "@HOSTID@": HOSTID, "@STRANGER@": STRANGER,
+            "@SUBNQN@": SUBNQN, "@SECTORS@": str(SIZE // 512), "@LASTLBA@": str(SIZE // 512 - 1),
+            "@NGUID@": NGUID}
+    text = GUEST_SCRIPT
+    for k, v in subs.items():
+        text = text.replace(k, v)
+    return text
+
+
+def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, timeout=60, **kw)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture
+def guest_image() -> Path:
+    require_root()
+    require_tool("qemu-system-x86_64", "apt-get install qemu-system-x86")
+    require_tool("busybox", "apt-get install busybox-static")
+    require_tool("depmod", "apt-get install kmod")
+    require_tool("nvme", "apt-get install nvme-cli")
+    if not shutil.which("cpio"):
+        missing("cpio", "apt-get install cpio")
+    if not list(Path("/boot").glob("vmlinuz-*")):
+        missing("linux-image-amd64", "apt-get install linux-image-amd64")
+    build = subprocess.run([str(ROOT / "hack/qemu/build-initramfs.sh")], text=True, capture_output=True,
+                           timeout=300)
+    assert build.returncode == 0, build.stderr
+    return ROOT / build.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def netns() -> object:
+    require_tool("ip", "apt-get install iproute2")
+    name = f"kvnvmet-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    _run(["ip", "netns", "add", name])
+    try:
+        _run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], timeout=30, check=False)
+
+
+def test_linux_kernel_initiator_discovers_connects_and_reads_back(
+        guest_image: Path, netns: str, tmp_path: Path) -> None:
+    backing = tmp_path / "vol.img"
+    with open(backing, "wb") as f:
+        f.truncate(SIZE)
+    config = {"subsystems": [{"nqn": SUBNQN, "namespaces": [{
+        "nsid": 1, "volume_id": 1, "nguid": NGUID, "uuid": NS_UUID, "size": SIZE,
+        "backing_path": str(backing), "hosts": [HOSTNQN]}]}]}
+    (tmp_path / "target.json").write_text(json.dumps(config))
+    ready = tmp_path / "ready.json"
+    target_log = open(tmp_path / "target.log", "w")  # noqa: SIM115 - outlives the Popen call
+    target = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-m", "vms_mock.nvmet", "--config",
+         str(tmp_path / "target.json"), "--io-port", "4420", "--discovery-port", "8009",
+         "--ready-file", str(ready), "--log-format", "text"],
+        stdout=target_log, stderr=subprocess.STDOUT, cwd=ROOT)
+    console = ""
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert target.poll() is None, (tmp_path / "target.log").read_text()
+            assert time.monotonic() < deadline, "target did not become ready"
+            time.sleep(0.1)
+
+        base = (guest_image / "initramfs.cpio.gz").read_bytes()
+        extra = _cpio_newc({"test.sh": (_guest_script().encode(), 0o100755)})
+        initrd = tmp_path / "initrd.img"
+        # The kernel unpacks concatenated archives in order; an uncompressed one must start on a
+        # 4-byte boundary (zero bytes between archives are skipped).
+        initrd.write_bytes(base + bytes(-len(base) % 4) + extra)
+        kernel = guest_image / "vmlinux"
+        if not kernel.exists():
+            kernel = guest_image / "vmlinuz"
+        cmd = ["ip", "netns", "exec", netns, "timeout", "--signal=KILL", "600",
+               "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "256",
+               "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", str(kernel),
+               "-initrd", str(initrd),
+               "-append", "console=ttyS0 panic=-1 loglevel=4 nvme_core.multipath=Y",
+               "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="]
+        started = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, timeout=660, stdin=subprocess.DEVNULL)
+        console = (proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+                   ).replace("\r", "")
+        elapsed = time.monotonic() - started
+        (tmp_path / "console.log").write_text(console)
+        print(f"guest ran {elapsed:.1f}s; console in {tmp_path / 'console.log'}")
+    finally:
+        target.send_signal(signal.SIGTERM)
+        try:
+            target.wait(10)
+        except subprocess.TimeoutExpired:
+            target.kill()
+        target_log.close()
+
+    results = dict(re.findall(r"^KVCHECK (\S+) (ok|fail.*)$", console, re.M))
+    failed = {k: v for k, v in results.items() if v != "ok"}
+    missing_checks = [k for k in EXPECTED if k not in results]
+    assert "KVDONE" in console and not failed and not missing_checks, (
+        f"failed={failed} missing={missing_checks}\n--- console ---\n{console[-6000:]}"
+        f"\n--- target log ---\n{(tmp_path / 'target.log').read_text()[-4000:]}")
+    md5 = re.search(r"^KVMD5 ([0-9a-f]{32})", console, re.M)
+    assert md5
+    with open(backing, "rb") as f:
+        f.seek(PATTERN_OFFSET)
+        assert hashlib.md5(f.read(PATTERN_LEN)).hexdigest() == md5.group(1)
+    assert os.path.getsize(backing) == SIZE
