@@ -29,25 +29,31 @@ def _compiled_descriptor(proto: str) -> descriptor_pb2.FileDescriptorProto:
 
 def _without_json_names(fd: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDescriptorProto:
     """protoc's descriptor sets carry derived json_name fields the Python stub drops."""
+
     def strip(msgs: object) -> None:
         for m in msgs:  # type: ignore[attr-defined]
             for f in m.field:
                 f.ClearField("json_name")
             strip(m.nested_type)
+
     strip(fd.message_type)
     return fd
 
 
-@pytest.mark.parametrize(("proto", "module"), [
-    ("cosi_v1alpha1.proto", "cosi_driver.proto.cosi_v1alpha1_pb2"),
-    ("cosi_v1alpha2.proto", "cosi_driver.proto.cosi_v1alpha2_pb2"),
-])
+@pytest.mark.parametrize(
+    ("proto", "module"),
+    [
+        ("cosi_v1alpha1.proto", "cosi_driver.proto.cosi_v1alpha1_pb2"),
+        ("cosi_v1alpha2.proto", "cosi_driver.proto.cosi_v1alpha2_pb2"),
+    ],
+)
 def test_committed_stub_matches_proto(proto: str, module: str) -> None:
     # Compare descriptors, not generated text: the text differs between grpcio-tools versions,
     # the schema must not.
     mod = __import__(module, fromlist=["DESCRIPTOR"])
     committed = _without_json_names(
-        descriptor_pb2.FileDescriptorProto.FromString(mod.DESCRIPTOR.serialized_pb))
+        descriptor_pb2.FileDescriptorProto.FromString(mod.DESCRIPTOR.serialized_pb)
+    )
     fresh = _compiled_descriptor(proto)
     assert committed == fresh, f"{module} is stale: run `python -m cosi_driver.proto.generate`"
 
@@ -60,9 +66,11 @@ def test_generated_files_all_present() -> None:
 def test_both_versions_load_in_one_fresh_process() -> None:
     # The upstream files declare the same extension numbers; ours leave them out, so importing
     # both (what the driver does) must work in a clean interpreter.
-    code = ("from cosi_driver.proto import cosi_v1alpha1_pb2_grpc, cosi_v1alpha2_pb2_grpc;"
-            "from cosi_driver.proto import cosi_v1alpha1_pb2 as a, cosi_v1alpha2_pb2 as b;"
-            "print(a.DESCRIPTOR.package, b.DESCRIPTOR.package)")
+    code = (
+        "from cosi_driver.proto import cosi_v1alpha1_pb2_grpc, cosi_v1alpha2_pb2_grpc;"
+        "from cosi_driver.proto import cosi_v1alpha1_pb2 as a, cosi_v1alpha2_pb2 as b;"
+        "print(a.DESCRIPTOR.package, b.DESCRIPTOR.package)"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.split() == ["cosi.v1alpha1", "sigs.k8s.io.cosi.v1alpha2"]
 
