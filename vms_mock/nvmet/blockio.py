@@ -58,6 +58,8 @@ class BlockIO:
         self._sem = asyncio.Semaphore(max_inflight)
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._inflight = 0
+        self._stale: list[int] = []  # fds to close once no I/O can still be using them
 
     def _fd(self, path: str) -> int:
         with self._lock:
@@ -69,7 +71,37 @@ class BlockIO:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._sem:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            self._inflight += 1
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            finally:
+                self._inflight -= 1
+                if not self._inflight and self._stale:
+                    self._close_stale()
+
+    def _close_stale(self) -> None:
+        with self._lock:
+            stale, self._stale = self._stale, []
+        for fd in stale:
+            os.close(fd)
+
+    def revalidate(self, live_paths: set[str]) -> None:
+        """Drop cached fds of files no namespace uses any more or that were replaced/removed.
+
+        A dropped fd is closed only when no I/O is in flight, so a worker thread can never
+        write through a descriptor number that was closed and reused for another file.
+        """
+        with self._lock:
+            for path, fd in list(self._fds.items()):
+                try:
+                    same = path in live_paths and os.stat(path).st_ino == os.fstat(fd).st_ino
+                except OSError:
+                    same = False
+                if not same:
+                    del self._fds[path]
+                    self._stale.append(fd)
+        if not self._inflight:
+            self._close_stale()
 
     @staticmethod
     def _check(offset: int, length: int, limit: int) -> None:
@@ -106,15 +138,10 @@ class BlockIO:
         self._check(offset, length, limit)
         await self._run(lambda: punch_hole(self._fd(path), offset, length))
 
-    def forget(self, path: str) -> None:
-        with self._lock:
-            fd = self._fds.pop(path, None)
-        if fd is not None:
-            os.close(fd)
-
     def close(self) -> None:
         with self._lock:
-            fds, self._fds = list(self._fds.values()), {}
+            fds, self._fds = list(self._fds.values()) + self._stale, {}
+            self._stale = []
         for fd in fds:
             os.close(fd)
         self._pool.shutdown(wait=False, cancel_futures=True)

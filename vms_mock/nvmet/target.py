@@ -62,6 +62,7 @@ class NvmeTarget:
     async def close(self) -> None:
         for task in self._bg:
             task.cancel()
+        self._bg = []
         for server in self._servers:
             server.close()
         for conn in list(self._conns):
@@ -122,6 +123,15 @@ class NvmeTarget:
             changed = ctrl.refresh_namespaces()
             if changed:
                 log.info("namespaces changed", extra={"cntlid": ctrl.cntlid, "nsids": sorted(changed)})
+        self.blockio.revalidate({r.backing_path for c in self.controllers.values() for r in c.ns.values()})
+
+    def request_refresh(self) -> None:
+        """Re-read state now (the state store calls this through the loop after a commit)."""
+        if self._bg:
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("namespace refresh failed")
 
     def discovery_log(self, conn_addr: str, hostnqn: str) -> bytes:
         addr = self.advertise_addr or conn_addr
