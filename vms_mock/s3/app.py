@@ -153,8 +153,8 @@ class S3App:
         headers = {"x-amz-request-id": ctx.req.request_id, **exc.headers}
         if exc.status == 304:
             return Response(304, headers)
-        if exc.status >= 500:
-            log.error("S3 server error", extra={"op": ctx.op, "code": exc.code, "msg": exc.message})
+        if exc.status >= 500 and exc.code != "InsufficientCapacity":
+            log.error("S3 server error", extra={"op": ctx.op, "code": exc.code, "detail": exc.message})
         headers["content-type"] = "application/xml"
         body = exc.to_xml(ctx.resource, ctx.req.request_id)
         return Response(exc.status, headers, body, head_only=ctx.req.method == "HEAD")
@@ -590,11 +590,18 @@ class S3App:
             return view.lock_default_mode, time.time() + view.lock_default_days * 86400
         return None, None
 
-    def _preflight_space(self, view: BucketView, store: BucketStore, length: int | None) -> None:
+    def _preflight_space(self, view: BucketView, store: BucketStore, length: int | None,
+                         key: str | None = None) -> None:
+        """Refuse from the headers what cannot fit (the exact check is at commit)."""
         if length is None:
             return
-        if view.quota_hard_limit is not None and store.usage() + length > view.quota_hard_limit:
-            raise S3Error("QuotaExceeded")
+        if view.quota_hard_limit is not None:
+            replaced = 0
+            if key is not None and not self._versioned(view):
+                old = store.get(key, NULL_VERSION)
+                replaced = old.size if old else 0
+            if store.usage() - replaced + length > view.quota_hard_limit:
+                raise S3Error("QuotaExceeded")
         if not self.directory.has_capacity(length):
             raise S3Error("InsufficientCapacity")
 
@@ -624,7 +631,7 @@ class S3App:
         content_type, meta = self._content_meta(ctx)
         lock_mode, retain_until = self._retention_for_new(ctx, view)
         store = self._store(view)
-        self._preflight_space(view, store, objects.declared_length(ctx.req))
+        self._preflight_space(view, store, objects.declared_length(ctx.req), ctx.key)
         writer, echo = await objects.receive(ctx.req, ctx.auth, store, self.pool)
         BYTES_IN.inc(writer.size)
         version_id = new_id() if self._versioned(view) else NULL_VERSION
@@ -883,7 +890,7 @@ class S3App:
             content_type, meta = self._content_meta(ctx)
         lock_mode, retain_until = self._retention_for_new(ctx, view)
         store = self._store(view)
-        self._preflight_space(view, store, src.size)
+        self._preflight_space(view, store, src.size, ctx.key)
         await self._read_small(ctx)
         writer = objects.ObjectWriter(store, False, None)
         assert src.data_id is not None
