@@ -41,20 +41,31 @@ def _as_directory(core: Any) -> S3Directory:
     return CoreApiDirectory(core)
 
 
-async def start_s3(core: Any, host: str, port: int, tls: ssl.SSLContext | None = None,
+def _ssl_context(tls: Any) -> ssl.SSLContext | None:
+    """Accept an SSLContext, or vms_mock.tls.TlsFiles (cert_file/key_file), or None."""
+    if tls is None or isinstance(tls, ssl.SSLContext):
+        return tls
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return ctx
+
+
+async def start_s3(core: Any, host: str, port: int, tls: Any = None,
                    region: str = "us-east-1",
                    virtual_host_suffixes: tuple[str, ...] = ("localhost",)) -> S3Service:
     """Serve S3 on ``host:port`` (0 picks a free port) for the buckets of ``core``.
 
     ``core`` is the VMS state façade (``vms_mock.core_api``) or any S3Directory. ``tls`` is a
-    server SSLContext for https, or None. Requests to ``<bucket>.<suffix>`` hosts use
-    virtual-host addressing; everything else is path style.
+    server SSLContext or ``vms_mock.tls.TlsFiles`` for https, or None for plain http.
+    Requests to ``<bucket>.<suffix>`` hosts use virtual-host addressing; everything else is
+    path style.
     """
     directory = _as_directory(core)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
     app = S3App(directory, pool, region=region, virtual_host_suffixes=virtual_host_suffixes)
     server = HttpServer(app.handle, app.render_error)
-    await server.start(host, port, tls)
+    ctx = _ssl_context(tls)
+    await server.start(host, port, ctx)
     log.info("S3 endpoint listening", extra={"host": host, "port": server.port,
-                                             "tls": tls is not None})
+                                             "tls": ctx is not None})
     return S3Service(app, server, pool)
