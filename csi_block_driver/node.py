@@ -12,20 +12,19 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from csi_block_driver import capability
 from csi_block_driver.attach.base import AttachBackend, AttachTarget
 from csi_block_driver.errors import (
-    Aborted,
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
 )
 from csi_block_driver.host import Mounter, mount_at
+from csi_block_driver.locks import VolumeLocks
 from csi_block_driver.node_state import StagedVolume, StateStore
 from csi_block_driver.proto import csi_pb2, csi_pb2_grpc
 
@@ -47,26 +46,6 @@ def _require(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument(f"{field} is required")
     return value
-
-
-class VolumeLocks:
-    """One lock per volume id: a second operation on a busy volume is ABORTED (the CO retries)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._held: set[str] = set()
-
-    @contextlib.contextmanager
-    def hold(self, volume_id: str) -> Iterator[None]:
-        with self._guard:
-            if volume_id in self._held:
-                raise Aborted(f"an operation on volume {volume_id} is already in progress")
-            self._held.add(volume_id)
-        try:
-            yield
-        finally:
-            with self._guard:
-                self._held.discard(volume_id)
 
 
 class NodeService(csi_pb2_grpc.NodeServicer):
