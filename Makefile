@@ -1,4 +1,4 @@
-.PHONY: setup demo test lint unit tools clean
+.PHONY: setup demo test lint unit tools clean e2e-kind lint-packaging
 PY := .venv/bin/python
 
 setup:
@@ -23,6 +23,13 @@ test: setup
 
 unit: setup
 	$(PY) -m pytest tests/unit -q
+
+# End-to-end on kind, for machines with a Docker engine (not CI): see hack/e2e-kind.sh.
+e2e-kind: setup
+	hack/e2e-kind.sh
+
+lint-packaging: setup
+	hack/lint-packaging.sh
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
