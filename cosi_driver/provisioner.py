@@ -90,9 +90,13 @@ class _Undo:
     def __init__(self) -> None:
         self._steps: list[tuple[str, Callable[[], Any]]] = []
 
-    def push(self, kind: str, step: Callable[[], Any]) -> None:
-        PLATFORM_OBJECTS.labels(kind).inc()
+    def push(self, kind: str, step: Callable[[], Any], made: bool = True) -> None:
+        if made:
+            PLATFORM_OBJECTS.labels(kind).inc()
         self._steps.append((kind, step))
+
+    def pending(self) -> bool:
+        return bool(self._steps)
 
     def run(self) -> None:
         for kind, step in reversed(self._steps):
@@ -499,6 +503,14 @@ class Provisioner:
                 client.s3policies.update(pol.id, policy=document)
             if list(found.s3_policies_ids) != [pol.id]:
                 client.users.update(found.id, s3_policies_ids=[pol.id])
+                if undo.pending():
+                    # an attached policy cannot be deleted: undo detaches before it deletes
+                    attached_user = found.id
+                    undo.push(
+                        "policy-attachment",
+                        lambda: client.users.update(attached_user, s3_policies_ids=[]),
+                        made=False,
+                    )
             # Keys whose secret we never stored (a crash after minting) are useless: remove them
             # so exactly one key per principal exists.
             for stale in found.access_keys:
