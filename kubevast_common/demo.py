@@ -152,7 +152,10 @@ def start_platform(demo: Demo) -> Any:
                 f"state      {data_dir}")
 
     demo.progress.step("start the VMS emulator (vms-mock) on loopback", start)
-    client = VmsClient(VmsConfig(endpoint=demo.ready["api_url"], username="admin", password="admin"))
+    from pydantic import SecretStr
+
+    client = VmsClient(VmsConfig(endpoint=demo.ready["api_url"], username="admin",
+                                 password=SecretStr("admin")))
     demo.cleanups.append(client.close)
 
     def describe() -> str:
@@ -160,9 +163,9 @@ def start_platform(demo: Demo) -> Any:
         cluster = client.clusters.list()[0]
         subsystems = [v for v in client.views.list() if "BLOCK" in (v.protocols or [])]
         lines = [f"version {version}",
-                 f"capacity {cluster.usable_capacity_bytes / GIB:.0f} GiB, "
-                 f"free {cluster.free_usable_capacity_bytes / GIB:.0f} GiB",
-                 f"tenants: {', '.join(t.name for t in client.tenants.list())}"]
+                 f"capacity {(cluster.usable_capacity_bytes or 0) / GIB:.0f} GiB, "
+                 f"free {(cluster.free_usable_capacity_bytes or 0) / GIB:.0f} GiB",
+                 f"tenants: {', '.join(str(t.name) for t in client.tenants.list())}"]
         lines += [f"BLOCK subsystem {v.name!r}: {v.nqn}" for v in subsystems]
         return "\n".join(lines)
 
