@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, missing
 from tests.packaging._helm import (
     CHARTS_DIR,
     NAMESPACE,
@@ -368,3 +369,40 @@ def test_only_the_node_plugin_runs_as_root(chart: str, values: str | None) -> No
             if not node_plugin:
                 assert pod["securityContext"]["runAsNonRoot"] is True
                 assert pod["securityContext"]["runAsUser"] != 0
+
+
+_HELP: dict[tuple[str, ...], str] = {}
+
+
+def _help_of(command: tuple[str, ...]) -> str:
+    """`<command> --help` of the real entry point installed in the project's virtualenv."""
+    if command not in _HELP:
+        exe = ROOT / ".venv" / "bin" / command[0]
+        if not exe.exists():
+            missing(f"entry point {command[0]}", "install the project (`make setup`)")
+        proc = subprocess.run([str(exe), *command[1:], "--help"], capture_output=True, text=True,
+                              timeout=60, check=False)
+        if proc.returncode != 0:
+            pytest.fail(f"{' '.join(command)} --help failed:\n{proc.stderr[-2000:]}")
+        _HELP[command] = proc.stdout
+    return _HELP[command]
+
+
+@pytest.mark.parametrize(("chart", "values"), CASES, ids=CASE_IDS)
+def test_charts_pass_only_flags_the_commands_accept(chart: str, values: str | None) -> None:
+    """Every --flag a chart gives a kubevast container appears in that command's real --help."""
+    checked = 0
+    for w in workloads(render(chart, values)):
+        for name, c in containers(w).items():
+            args = c.get("args", [])
+            if not args or args[0] not in {"vms-mock", "cosi-driver", "csi-block-driver"}:
+                continue
+            command = tuple(args[:2]) if len(args) > 1 and not args[1].startswith("-") else (args[0],)
+            help_text = _help_of(command)
+            for arg in args[len(command):]:
+                flag = arg.split("=", 1)[0]
+                assert flag.startswith("--"), f"{name}: positional argument {arg!r}"
+                assert re.search(rf"(^|[\s\[,]){re.escape(flag)}([\s=\],]|$)", help_text, re.M), (
+                    f"{w['metadata']['name']}/{name}: {' '.join(command)} has no {flag}")
+            checked += 1
+    assert checked, "no kubevast container found"

@@ -19,9 +19,10 @@ COSI_CRDS = sorted((MANIFESTS / "crds" / "cosi").glob("*.yaml"))
 SNAPSHOT_CRDS = sorted((MANIFESTS / "crds" / "snapshot").glob("*.yaml"))
 EXAMPLES = sorted((MANIFESTS / "examples").rglob("*.yaml"))
 # The flat keys the COSI companion operator projects (issue 4); the example pod may only use these.
-FLAT_KEYS = {"accessKeyID", "secretAccessKey", "endpoint", "region", "bucketName",
+FLAT_KEYS = {"accessKeyID", "secretAccessKey", "endpoint", "region", "bucketName", "addressingStyle",
              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL",
-             "AWS_DEFAULT_REGION", "BUCKET_NAME"}
+             "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "BUCKET_NAME", "BUCKET_HOST"}
+FLAT_SUFFIX = "-s3"  # the operator's projection: Secret <credentialsSecretName>-s3
 
 
 def test_install_manifests_are_rendered_from_the_current_charts() -> None:
@@ -165,4 +166,4 @@ def test_cosi_examples_fit_the_chart_defaults_and_use_flat_keys() -> None:
             if "valueFrom" in e]
     assert {r["key"] for r in refs} >= {"accessKeyID", "secretAccessKey", "endpoint", "bucketName"}
     assert {r["key"] for r in refs} <= FLAT_KEYS
-    assert all(r["name"].startswith(access["spec"]["credentialsSecretName"]) for r in refs)
+    assert {r["name"] for r in refs} == {access["spec"]["credentialsSecretName"] + FLAT_SUFFIX}
