@@ -167,3 +167,43 @@ def test_cosi_examples_fit_the_chart_defaults_and_use_flat_keys() -> None:
     assert {r["key"] for r in refs} >= {"accessKeyID", "secretAccessKey", "endpoint", "bucketName"}
     assert {r["key"] for r in refs} <= FLAT_KEYS
     assert {r["name"] for r in refs} == {access["spec"]["credentialsSecretName"] + FLAT_SUFFIX}
+
+
+def _all_rendered(chart: str) -> list[dict[str, Any]]:
+    from tests.packaging._helm import values_cases
+    return [o for c, v in values_cases() if c == chart for o in render(c, v)]
+
+
+def test_storage_and_qos_parameters_are_accepted_by_the_block_driver() -> None:
+    """The parameters the chart's classes and the examples carry pass the driver's own validation
+    (a bad key would otherwise surface only as an Event on every PVC)."""
+    from csi_block_driver import params
+
+    objs = _all_rendered("kubevast-csi-block") + [d for p in EXAMPLES for d in load_yaml_docs(p)]
+    checked = 0
+    for o in objs:
+        if o["kind"] == "StorageClass" and o["provisioner"] == "block.csi.vastdata.com":
+            params.volume_params(o.get("parameters", {}), {}, default_subsystem="s", default_group="csi")
+            checked += 1
+        elif o["kind"] == "VolumeAttributesClass":
+            params.volume_params({}, o["parameters"], default_subsystem="s", default_group="csi")
+            checked += 1
+    assert checked >= 8
+    from csi_block_driver.errors import InvalidArgument
+    with pytest.raises(InvalidArgument, match="qos_policy"):
+        params.volume_params({}, {"qos_policy": "gold"}, default_subsystem="s", default_group="csi")
+
+
+def test_bucket_class_parameters_are_accepted_by_the_cosi_driver() -> None:
+    from cosi_driver import params
+
+    objs = _all_rendered("kubevast-cosi") + [d for p in EXAMPLES for d in load_yaml_docs(p)]
+    checked = 0
+    for o in objs:
+        if o["kind"] == "BucketClass":
+            params.parse_bucket_params(o.get("parameters", {}))
+            checked += 1
+        elif o["kind"] == "BucketAccessClass":
+            params.parse_access_mode(o.get("parameters", {}))
+            checked += 1
+    assert checked >= 6
