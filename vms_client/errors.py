@@ -65,6 +65,10 @@ class Conflict(VmsError):
     """The object clashes with an existing one (400 "must be unique", or 409)."""
 
 
+class InUse(Conflict):
+    """409: the object is in use (a mapped volume, a view that still holds volumes...)."""
+
+
 class InvalidRequest(VmsError):
     """400/422 other than a uniqueness clash; ``fields`` maps each bad field to its messages."""
 
@@ -149,7 +153,7 @@ def error_from_response(status: int, body: Any, *, method: str, path: str,
     if status == 404:
         return NotFound(message, **kwargs)
     if status == 409:
-        return Conflict(message, **kwargs)
+        return InUse(message, **kwargs)
     if status in (400, 422):
         unique = any(marker in m.lower() for msgs in fields.values() for m in msgs
                      for marker in UNIQUE_MARKERS)

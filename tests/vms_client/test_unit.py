@@ -21,6 +21,7 @@ from vms_client.auth import TokenAuth
 from vms_client.errors import (
     CapacityExceeded,
     Conflict,
+    InUse,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -253,7 +254,8 @@ class TestErrorMapping:
     def test_uniqueness_is_conflict(self) -> None:
         e = error_from_response(400, {"name": ["This field must be unique."]}, **self.kw())
         assert isinstance(e, Conflict) and e.fields == {"name": ["This field must be unique."]}
-        assert isinstance(error_from_response(409, {"detail": "exists"}, **self.kw()), Conflict)
+        in_use = error_from_response(409, {"detail": "Volume is mapped"}, **self.kw())
+        assert isinstance(in_use, InUse) and isinstance(in_use, Conflict)
 
     def test_other_400_is_invalid_with_field_map(self) -> None:
         e = error_from_response(400, {"size": ["Ensure this value is greater than 0."]}, **self.kw())
