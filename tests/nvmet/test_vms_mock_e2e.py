@@ -82,7 +82,7 @@ def test_api_mappings_drive_discovery_namespaces_and_resize(tmp_path: Path) -> N
             assert struct.unpack_from("<Q", ns)[0] == SIZE // 512
             assert ns[104:120].hex() == volume["nguid"].replace("-", "").lower()
             descs = (await c.identify(idf.CNS_NS_DESCRIPTORS, nsid)).check().data
-            assert uuid.UUID(bytes=descs[4 + 16 + 4:4 + 16 + 4 + 16]) == uuid.UUID(volume["uuid"])
+            assert uuid.UUID(bytes=bytes(descs[4 + 16 + 4:4 + 16 + 4 + 16])) == uuid.UUID(volume["uuid"])
 
             data = bytes(range(256)) * 2048  # 512 KiB through R2T
             (await c.write(nsid, 100, data, fua=True)).check()

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--discovery-port", type=int, default=8009, help="discovery port; 0 picks one")
     parser.add_argument("--advertise-addr", default=None,
                         help="TRADDR in discovery log entries (default: the address the host reached)")
-    parser.add_argument("--io-workers", type=int, default=4, help="threads doing backing file I/O")
+    parser.add_argument("--io-workers", type=int, default=16, help="threads doing backing file I/O")
     parser.add_argument("--ready-file", default=None, help="write {host, io_port, discovery_port, pid} here")
     add_logging_args(parser)
     args = parser.parse_args(argv)

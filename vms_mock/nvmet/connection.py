@@ -17,6 +17,9 @@ from . import identify as idf
 from . import wire as w
 from .controller import Controller, Response
 from .metrics import COMMANDS, FATAL
+from .stream import PduStream
+
+Buffer = bytes | bytearray | memoryview
 
 if TYPE_CHECKING:
     from .target import NvmeTarget
@@ -31,22 +34,19 @@ MAX_PDU = 128 + 8 + max(idf.INLINE_DATA, MAXH2CDATA)
 class _PendingR2T:
     def __init__(self, cid: int, length: int) -> None:
         self.cid = cid
-        self.length = length
+        self.buf = bytearray(length)
         self.received = 0
-        self.chunks: list[bytes] = []
-        self.done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[bytearray] = asyncio.get_running_loop().create_future()
 
 
 class QueueConnection:
-    def __init__(self, target: NvmeTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 port_kind: str) -> None:
+    def __init__(self, target: NvmeTarget, stream: PduStream, port_kind: str) -> None:
         self.target = target
-        self.reader = reader
-        self.writer = writer
+        self.stream = stream
         self.port_kind = port_kind  # "io" or "discovery"
-        self.peer = writer.get_extra_info("peername")
-        sock = writer.get_extra_info("sockname")
-        self.local_addr: str = sock[0] if sock else "127.0.0.1"
+        self.peer = stream.extra("peername")
+        sock = stream.extra("sockname")
+        self.local_addr: str = str(sock[0]) if isinstance(sock, tuple) else "127.0.0.1"
         self.hdgst = False
         self.ddgst = False
         self.c2h_align = 0  # HPDA: pad C2H data to this alignment
@@ -61,10 +61,10 @@ class QueueConnection:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- sending ---------------------------------------------------------------------------
-    def _frame(self, ptype: int, flags: int, hdr_tail: bytes, data: bytes = b"") -> list[bytes]:
+    def _frame(self, ptype: int, flags: int, hdr_tail: bytes, data: Buffer = b"") -> list[Buffer]:
         hlen = w.HLEN[ptype]
         hd = 4 if self.hdgst and ptype in w.DIGESTED else 0
-        parts: list[bytes] = []
+        parts: list[Buffer] = []
         pad = 0
         pdo = 0
         dd = 0
@@ -88,15 +88,19 @@ class QueueConnection:
                 parts.append(w.digest(data))
         return parts
 
-    async def _send(self, parts: list[bytes]) -> None:
+    async def _send(self, parts: list[Buffer]) -> None:
         if self.closed:
             return
         async with self._send_lock:
-            self.writer.writelines(parts)
-            await self.writer.drain()
+            try:
+                for part in parts:  # no await in between: PDUs never interleave
+                    self.stream.write(part)
+                await self.stream.drain()
+            except ConnectionError:
+                pass  # the read loop sees the closed connection and cleans up
 
     async def respond(self, cid: int, resp: Response) -> None:
-        parts: list[bytes] = []
+        parts: list[Buffer] = []
         if resp.data:
             parts += self._frame(w.C2H_DATA, w.FLAG_DATA_LAST,
                                  w.DATA_HDR.pack(cid, 0, 0, len(resp.data)), resp.data)
@@ -122,8 +126,8 @@ class QueueConnection:
         hdr = w.header(w.C2H_TERM_REQ, 0, 24, 0, 24 + len(body)) + tail
         with contextlib.suppress(Exception):
             async with self._send_lock:
-                self.writer.writelines([hdr, body])
-                await asyncio.wait_for(self.writer.drain(), 2)
+                self.stream.write(hdr + body)
+                await asyncio.wait_for(self.stream.drain(), 2)
 
     # --- receiving -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -131,7 +135,7 @@ class QueueConnection:
         try:
             last_header = await self._handshake()
             while True:
-                common = await self.reader.readexactly(8)
+                common = await self.stream.readexactly(8)
                 last_header = common
                 ptype, _flags, hlen, pdo, plen = w.COMMON.unpack(common)
                 if ptype not in (w.CAPSULE_CMD, w.H2C_DATA, w.H2C_TERM_REQ):
@@ -141,34 +145,41 @@ class QueueConnection:
                 hd = 4 if self.hdgst and ptype in w.DIGESTED else 0
                 if plen < hlen + hd or plen > MAX_PDU:
                     raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 4, f"bad PLEN {plen}")
-                rest = await self.reader.readexactly(hlen - 8 + hd)
+                rest = await self.stream.readexactly(hlen - 8 + hd)
                 hdr = common + rest[:hlen - 8]
                 last_header = hdr
                 if hd and rest[hlen - 8:] != w.digest(hdr):
                     raise w.TransportError(w.FES_HEADER_DIGEST_ERROR, 0, "header digest mismatch")
-                data, data_ok = b"", True
+                data: Buffer = b""
+                data_ok = True
                 if plen > hlen + hd:
                     if ptype == w.H2C_TERM_REQ:
-                        await self.reader.readexactly(plen - hlen - hd)
+                        await self.stream.readexactly(plen - hlen - hd)
                     else:
                         if pdo < hlen + hd or pdo > plen:
                             raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 3, f"bad PDO {pdo}")
                         if pdo > hlen + hd:
-                            await self.reader.readexactly(pdo - hlen - hd)
+                            await self.stream.readexactly(pdo - hlen - hd)
                         dd = 4 if self.ddgst else 0
                         if plen - pdo <= dd:
                             raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 4, f"bad PLEN {plen}")
-                        data = await self.reader.readexactly(plen - pdo - dd)
+                        if ptype == w.CAPSULE_CMD:
+                            data = await self.stream.readexactly(plen - pdo - dd)
+                        else:  # H2CData lands directly in the command's buffer
+                            data = self._h2c_destination(hdr, plen - pdo - dd)
+                            await self.stream.readinto(data)
                         if dd:
-                            data_ok = await self.reader.readexactly(4) == w.digest(data)
+                            data_ok = await self.stream.readexactly(4) == w.digest(data)
                 if ptype == w.H2C_TERM_REQ:
                     fes = struct.unpack_from("<H", hdr, 8)[0]
                     log.info("host terminated the connection", extra={"fes": fes, "peer": str(self.peer)})
                     return
                 if ptype == w.CAPSULE_CMD:
-                    self._on_capsule(w.Command(hdr[8:72]), data, data_ok)
+                    self._on_capsule(w.Command(hdr[8:72]), bytes(data), data_ok)
+                elif not len(data):
+                    raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 4, "H2CData without data")
                 else:
-                    self._on_h2c_data(hdr, data, data_ok)
+                    self._on_h2c_data(hdr, data_ok)
         except w.TransportError as e:
             log.warning("NVMe/TCP fatal error; terminating the connection",
                         extra={"fes": e.fes, "fei": e.fei, "reason": str(e), "peer": str(self.peer)})
@@ -179,13 +190,13 @@ class QueueConnection:
             await self.close()
 
     async def _handshake(self) -> bytes:
-        hdr = await self.reader.readexactly(8)
+        hdr = await self.stream.readexactly(8)
         ptype, _flags, hlen, _pdo, plen = w.COMMON.unpack(hdr)
         if ptype != w.ICREQ:
             raise w.TransportError(w.FES_PDU_SEQUENCE_ERROR, 0, f"expected ICReq, got PDU type {ptype}")
         if hlen != 128 or plen != 128:
             raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 2 if hlen != 128 else 4, "bad ICReq length")
-        body = hdr + await self.reader.readexactly(120)
+        body = hdr + await self.stream.readexactly(120)
         pfv, hpda, dgst, _maxr2t = struct.unpack_from("<HBBI", body, 8)
         if pfv != 0:
             raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 8, f"unsupported PFV {pfv}")
@@ -197,8 +208,8 @@ class QueueConnection:
         resp = bytearray(128)
         struct.pack_into("<BBBBIHBBI", resp, 0, w.ICRESP, 0, 128, 0, 128, 0, 0, dgst & 3, MAXH2CDATA)
         async with self._send_lock:
-            self.writer.write(bytes(resp))
-            await self.writer.drain()
+            self.stream.write(bytes(resp))
+            await self.stream.drain()
         return body
 
     def _on_capsule(self, cmd: w.Command, data: bytes, data_ok: bool) -> None:
@@ -207,26 +218,31 @@ class QueueConnection:
             self.ctrl.touch()
         self._spawn(self._execute(cmd, data, data_ok))
 
-    def _on_h2c_data(self, hdr: bytes, data: bytes, data_ok: bool) -> None:
+    def _h2c_destination(self, hdr: bytes, length: int) -> memoryview:
+        """Validate an H2CData header; return where its payload goes."""
         cccid, ttag, datao, datal = w.DATA_HDR.unpack_from(hdr, 8)
         pending = self._r2t.get(ttag)
         if pending is None or pending.cid != cccid:
             raise w.TransportError(w.FES_INVALID_HEADER_FIELD, 10, f"unknown TTAG {ttag}")
-        if datal != len(data) or datao != pending.received or datao + datal > pending.length:
+        if datal != length or datao != pending.received or datao + datal > len(pending.buf):
             raise w.TransportError(w.FES_DATA_OUT_OF_RANGE, 12, "H2CData outside the R2T")
+        return memoryview(pending.buf)[datao:datao + datal]
+
+    def _on_h2c_data(self, hdr: bytes, data_ok: bool) -> None:
+        _cccid, ttag, _datao, datal = w.DATA_HDR.unpack_from(hdr, 8)
+        pending = self._r2t[ttag]
         if self.ctrl:
             self.ctrl.touch()
         if not data_ok:
             del self._r2t[ttag]
             pending.done.set_exception(w.NvmeError(w.TRANSIENT_TRANSPORT, "data digest mismatch"))
             return
-        pending.chunks.append(data)
         pending.received += datal
-        if pending.received == pending.length:
+        if pending.received == len(pending.buf):
             del self._r2t[ttag]
-            pending.done.set_result(b"".join(pending.chunks))
+            pending.done.set_result(pending.buf)
 
-    async def _collect(self, cid: int, length: int) -> bytes:
+    async def _collect(self, cid: int, length: int) -> bytearray:
         """Ask the host for a command's data with one R2T and wait for its H2CData PDUs."""
         ttag = self._next_ttag
         while ttag in self._r2t:
@@ -255,7 +271,7 @@ class QueueConnection:
         """1 = host to controller, 2 = controller to host, 0 = no data."""
         return (cmd.fctype if cmd.opcode == w.FABRICS else cmd.opcode) & 3
 
-    async def _dispatch(self, cmd: w.Command, data: bytes, data_ok: bool) -> Response | None:
+    async def _dispatch(self, cmd: w.Command, data: bytes | bytearray, data_ok: bool) -> Response | None:
         if not data_ok:
             return Response(w.TRANSIENT_TRANSPORT)
         stype, length = cmd.sgl_type, cmd.sgl_length
@@ -289,7 +305,7 @@ class QueueConnection:
             resp.data = resp.data[:length] + bytes(max(0, length - len(resp.data)))
         return resp
 
-    async def _fabrics(self, cmd: w.Command, data: bytes) -> Response:
+    async def _fabrics(self, cmd: w.Command, data: bytes | bytearray) -> Response:
         fct = cmd.fctype
         if fct == w.FCT_CONNECT:
             if self.ctrl is not None:
@@ -322,7 +338,7 @@ class QueueConnection:
         self._r2t.clear()
         self.target.connection_closed(self)
         with contextlib.suppress(Exception):
-            self.writer.close()
+            self.stream.close()
         current = asyncio.current_task()
         for task in list(self._tasks):
             if task is not current:

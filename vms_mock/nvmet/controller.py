@@ -32,7 +32,7 @@ AEN_INFO_NS_ATTR_CHANGED = 0
 class Response:
     status: int = w.OK
     result: int = 0
-    data: bytes | None = None
+    data: bytes | bytearray | None = None
 
 
 class Controller:
@@ -131,7 +131,7 @@ class Controller:
         return Response()
 
     # --- admin commands ----------------------------------------------------------------------
-    async def admin(self, conn: QueueConnection, cmd: w.Command, data: bytes) -> Response | None:
+    async def admin(self, conn: QueueConnection, cmd: w.Command, data: bytes | bytearray) -> Response | None:
         """Execute an admin command; None means "completes later" (AER)."""
         if not (self.cc & 1 and self.csts & 1):
             return Response(w.CMD_SEQ_ERROR)
@@ -253,7 +253,7 @@ class Controller:
     def _namespace(self, nsid: int) -> NamespaceRecord | None:
         return self.ns.get(nsid)
 
-    async def io(self, cmd: w.Command, data: bytes) -> Response:
+    async def io(self, cmd: w.Command, data: bytes | bytearray) -> Response:
         if not (self.cc & 1 and self.csts & 1):
             return Response(w.CMD_SEQ_ERROR)
         op = cmd.opcode
@@ -296,7 +296,7 @@ class Controller:
         BYTES.labels("write").inc(length)
         return Response()
 
-    async def _dsm(self, cmd: w.Command, rec: NamespaceRecord, data: bytes) -> Response:
+    async def _dsm(self, cmd: w.Command, rec: NamespaceRecord, data: bytes | bytearray) -> Response:
         nr = (cmd.cdw(10) & 0xFF) + 1
         if len(data) != nr * 16 or cmd.sgl_length != nr * 16:
             return Response(w.SGL_INVALID_DATA)

@@ -12,9 +12,11 @@ import contextlib
 import os
 import struct
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from . import wire as w
+from .stream import PduStream
 
 INLINE_DEFAULT = 8192
 
@@ -23,7 +25,7 @@ INLINE_DEFAULT = 8192
 class Completion:
     status: int
     result: int
-    data: bytes = b""
+    data: bytes | bytearray = b""
 
     def check(self, what: str = "command") -> Completion:
         if self.status:
@@ -50,16 +52,14 @@ class _Inflight:
 class InitiatorQueue:
     """One TCP connection = one NVMe queue."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hdgst: bool,
-                 ddgst: bool) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, stream: PduStream, hdgst: bool, ddgst: bool) -> None:
+        self.stream = stream
         self.hdgst = hdgst
         self.ddgst = ddgst
         self.maxh2cdata = 4096
         self.inline_limit = INLINE_DEFAULT
         self.qid = -1
-        self._cids = list(range(0xFFFF))
+        self._cids: deque[int] = deque(range(0xFFFF))
         self._inflight: dict[int, _Inflight] = {}
         self._lock = asyncio.Lock()
         self._rx: asyncio.Task[None] | None = None
@@ -68,14 +68,15 @@ class InitiatorQueue:
     @classmethod
     async def open(cls, host: str, port: int, *, hdgst: bool = False, ddgst: bool = False,
                    hpda: int = 0, timeout: float = 10) -> InitiatorQueue:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, limit=1 << 22), timeout)
-        q = cls(reader, writer, hdgst, ddgst)
+        loop = asyncio.get_running_loop()
+        _transport, stream = await asyncio.wait_for(loop.create_connection(PduStream, host, port), timeout)
+        q = cls(stream, hdgst, ddgst)
         icreq = bytearray(128)
         struct.pack_into("<BBBBIHBBI", icreq, 0, w.ICREQ, 0, 128, 0, 128, 0, hpda,
                          (1 if hdgst else 0) | (2 if ddgst else 0), 0)
-        writer.write(bytes(icreq))
-        await writer.drain()
-        resp = await asyncio.wait_for(reader.readexactly(128), timeout)
+        stream.write(bytes(icreq))
+        await stream.drain()
+        resp = await asyncio.wait_for(stream.readexactly(128), timeout)
         ptype, _f, hlen, _pdo, plen = w.COMMON.unpack_from(resp)
         if ptype != w.ICRESP or hlen != 128 or plen != 128:
             raise ConnectionError(f"bad ICResp: {resp[:8].hex()}")
@@ -86,29 +87,38 @@ class InitiatorQueue:
         return q
 
     # --- framing ---------------------------------------------------------------------------
-    def _frame(self, ptype: int, flags: int, tail: bytes, data: bytes = b"") -> bytes:
+    def _frame_parts(self, ptype: int, flags: int, tail: bytes, data: bytes | memoryview = b""
+                     ) -> list[bytes | memoryview]:
         hlen = w.HLEN[ptype]
         hd = 4 if self.hdgst else 0
-        dd = 4 if self.ddgst and data else 0
-        pdo = hlen + hd if data else 0
+        dd = 4 if self.ddgst and len(data) else 0
+        pdo = hlen + hd if len(data) else 0
         plen = hlen + hd + len(data) + dd
         hdr = w.header(ptype, flags | (w.FLAG_HDGST if hd else 0) | (w.FLAG_DDGST if dd else 0),
                        hlen, pdo, plen) + tail
-        out = hdr + (w.digest(hdr) if hd else b"") + data
-        return out + (w.digest(data) if dd else b"")
+        parts: list[bytes | memoryview] = [hdr + (w.digest(hdr) if hd else b"")]
+        if len(data):
+            parts.append(data)
+            if dd:
+                parts.append(w.digest(data))
+        return parts
 
-    async def send_raw(self, data: bytes) -> None:
-        """Write arbitrary bytes (for malformed-PDU tests)."""
+    def _frame(self, ptype: int, flags: int, tail: bytes, data: bytes = b"") -> bytes:
+        return b"".join(bytes(p) for p in self._frame_parts(ptype, flags, tail, data))
+
+    async def send_raw(self, *parts: bytes | bytearray | memoryview) -> None:
+        """Write bytes as they are (also used for malformed-PDU tests)."""
         async with self._lock:
-            self.writer.write(data)
-            await self.writer.drain()
+            for part in parts:
+                self.stream.write(part)
+            await self.stream.drain()
 
     async def submit(self, opcode: int, *, nsid: int = 0, cdws: dict[int, int] | None = None,
                      fctype: int | None = None, write_data: bytes = b"", read_len: int = 0,
                      timeout: float = 30) -> Completion:
         if self.error:
             raise ConnectionError(f"queue failed: {self.error}")
-        cid = self._cids.pop(0)
+        cid = self._cids.popleft()
         loop = asyncio.get_running_loop()
         inflight = _Inflight(loop.create_future(), bytearray(read_len) if read_len else None, write_data)
         self._inflight[cid] = inflight
@@ -120,7 +130,7 @@ class InitiatorQueue:
             sgl = (w.SGL_TRANSPORT_DATA_BLOCK, 0, len(write_data) or read_len)
         sqe = w.build_sqe(opcode, cid, nsid, cdws, sgl, fctype)
         try:
-            await self.send_raw(self._frame(w.CAPSULE_CMD, 0, sqe, inline))
+            await self.send_raw(*self._frame_parts(w.CAPSULE_CMD, 0, sqe, inline))
             return await asyncio.wait_for(inflight.future, timeout)
         finally:
             self._inflight.pop(cid, None)
@@ -129,36 +139,34 @@ class InitiatorQueue:
     async def _receive(self) -> None:
         try:
             while True:
-                common = await self.reader.readexactly(8)
+                common = await self.stream.readexactly(8)
                 ptype, _flags, hlen, pdo, plen = w.COMMON.unpack(common)
                 if ptype == w.C2H_TERM_REQ:
-                    rest = await self.reader.readexactly(plen - 8)
+                    rest = await self.stream.readexactly(plen - 8)
                     fes, fei = w.TERM_HDR.unpack_from(rest, 0)
                     raise TermReqReceived(fes, fei)
                 hd = 4 if self.hdgst else 0
-                rest = await self.reader.readexactly(hlen - 8 + hd)
+                rest = await self.stream.readexactly(hlen - 8 + hd)
                 hdr = common + rest[:hlen - 8]
                 if hd and rest[hlen - 8:] != w.digest(hdr):
                     raise ConnectionError("header digest mismatch from target")
-                data = b""
                 if plen > hlen + hd:
                     if pdo > hlen + hd:
-                        await self.reader.readexactly(pdo - hlen - hd)
+                        await self.stream.readexactly(pdo - hlen - hd)
                     dd = 4 if self.ddgst else 0
-                    data = await self.reader.readexactly(plen - pdo - dd)
-                    if dd and await self.reader.readexactly(4) != w.digest(data):
+                    if ptype != w.C2H_DATA:
+                        raise ConnectionError(f"PDU type {ptype} with data")
+                    dest = self._c2h_destination(hdr, plen - pdo - dd)
+                    await self.stream.readinto(dest)
+                    if dd and await self.stream.readexactly(4) != w.digest(dest):
                         raise ConnectionError("data digest mismatch from target")
                 if ptype == w.CAPSULE_RESP:
                     result, _sqhd, _sqid, cid, st = w.parse_cqe(hdr[8:24])
                     inf = self._inflight.get(cid)
                     if inf and not inf.future.done():
-                        inf.future.set_result(Completion(st, result, bytes(inf.read_buf or b"")))
+                        inf.future.set_result(Completion(st, result, inf.read_buf or b""))
                 elif ptype == w.C2H_DATA:
-                    cid, _ttag, off, length = w.DATA_HDR.unpack_from(hdr, 8)
-                    inf = self._inflight.get(cid)
-                    if inf is None or inf.read_buf is None or off + length > len(inf.read_buf):
-                        raise ConnectionError(f"unexpected C2HData for cid {cid}")
-                    inf.read_buf[off:off + length] = data
+                    pass  # payload already placed by _c2h_destination
                 elif ptype == w.R2T:
                     cid, ttag, off, length = w.DATA_HDR.unpack_from(hdr, 8)
                     inf = self._inflight.get(cid)
@@ -174,19 +182,26 @@ class InitiatorQueue:
                 if not inf.future.done():
                     inf.future.set_exception(err)
 
+    def _c2h_destination(self, hdr: bytes, length: int) -> memoryview:
+        cid, _ttag, off, datal = w.DATA_HDR.unpack_from(hdr, 8)
+        inf = self._inflight.get(cid)
+        if inf is None or inf.read_buf is None or datal != length or off + length > len(inf.read_buf):
+            raise ConnectionError(f"unexpected C2HData for cid {cid}")
+        return memoryview(inf.read_buf)[off:off + length]
+
     async def _send_h2c(self, cid: int, ttag: int, payload: bytes, off: int, length: int) -> None:
         end = off + length
         pos = off
-        frames = []
-        while pos < end:
-            n = min(self.maxh2cdata, end - pos)
-            last = w.FLAG_DATA_LAST if pos + n == end else 0
-            frames.append(self._frame(w.H2C_DATA, last, w.DATA_HDR.pack(cid, ttag, pos, n),
-                                      payload[pos:pos + n]))
-            pos += n
+        view = memoryview(payload)
         async with self._lock:
-            self.writer.writelines(frames)
-            await self.writer.drain()
+            while pos < end:
+                n = min(self.maxh2cdata, end - pos)
+                last = w.FLAG_DATA_LAST if pos + n == end else 0
+                for part in self._frame_parts(w.H2C_DATA, last, w.DATA_HDR.pack(cid, ttag, pos, n),
+                                              view[pos:pos + n]):
+                    self.stream.write(part)
+                pos += n
+            await self.stream.drain()
 
     async def wait_closed(self, timeout: float = 5) -> BaseException | None:
         """Wait until the target closes this connection; returns why (e.g. TermReqReceived)."""
@@ -198,9 +213,7 @@ class InitiatorQueue:
     async def close(self) -> None:
         if self._rx:
             self._rx.cancel()
-        with contextlib.suppress(Exception):
-            self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 2)
+        self.stream.close()
 
 
 class Initiator:
@@ -245,7 +258,7 @@ class Initiator:
             c.check("Connect")
             self = cls(admin, c.result & 0xFFFF, subnqn, hostnqn)
             await self.enable()
-            self.identify_data = (await self.identify(1)).data
+            self.identify_data = bytes((await self.identify(1)).data)
             discovery = subnqn == w.DISCOVERY_NQN
             if not discovery and io_queues:
                 ioccsz = int.from_bytes(self.identify_data[1792:1796], "little")

@@ -17,6 +17,7 @@ from .connection import QueueConnection
 from .controller import Controller, Response
 from .metrics import CONNECTIONS, CONTROLLERS
 from .provider import NamespaceProvider
+from .stream import PduStream
 
 log = logging.getLogger("vms_mock.nvmet")
 
@@ -32,7 +33,7 @@ class NvmeTarget:
     """Serve the provider's subsystems over NVMe/TCP on an I/O port and a discovery port."""
 
     def __init__(self, provider: NamespaceProvider, *, host: str = "127.0.0.1", io_port: int = 4420,
-                 discovery_port: int = 8009, advertise_addr: str | None = None, io_workers: int = 4,
+                 discovery_port: int = 8009, advertise_addr: str | None = None, io_workers: int = 16,
                  poll_interval: float = 0.25) -> None:
         self.provider = provider
         self.host = host
@@ -42,17 +43,20 @@ class NvmeTarget:
         self.poll_interval = poll_interval
         self.ports: dict[str, int] = {}
         self.controllers: dict[int, Controller] = {}
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[QueueConnection] = set()
+        self._conn_tasks: set[asyncio.Task[None]] = set()
         self._next_cntlid = 1
         self._bg: list[asyncio.Task[None]] = []
         self._seq = -1
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         for kind in ("io", "discovery"):
-            server = await asyncio.start_server(
-                functools.partial(self._serve, kind=kind), self.host, self.want_ports[kind], limit=1 << 22)
+            server = await loop.create_server(
+                functools.partial(PduStream, functools.partial(self._accepted, kind=kind)),
+                self.host, self.want_ports[kind])
             self._servers.append(server)
             self.ports[kind] = server.sockets[0].getsockname()[1]
         self._seq = self.provider.change_seq()
@@ -72,11 +76,13 @@ class NvmeTarget:
                 await asyncio.wait_for(server.wait_closed(), 2)
         self.blockio.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str) -> None:
-        conn = QueueConnection(self, reader, writer, kind)
+    def _accepted(self, stream: PduStream, kind: str) -> None:
+        conn = QueueConnection(self, stream, kind)
         self._conns.add(conn)
         CONNECTIONS.inc()
-        await conn.run()
+        task = asyncio.get_running_loop().create_task(conn.run())
+        self._conn_tasks.add(task)
+        task.add_done_callback(self._conn_tasks.discard)
 
     def connection_closed(self, conn: QueueConnection) -> None:
         if conn in self._conns:
@@ -147,7 +153,7 @@ class NvmeTarget:
                 return c
         raise w.NvmeError(w.status(0x81, w.SCT_CMD_SPECIFIC))  # controller busy
 
-    def connect(self, conn: QueueConnection, cmd: w.Command, data: bytes) -> Response:
+    def connect(self, conn: QueueConnection, cmd: w.Command, data: bytes | bytearray) -> Response:
         if len(data) != CONNECT_DATA_LEN:
             return Response(w.SGL_INVALID_DATA)
         recfmt, qid, sqsize = int.from_bytes(cmd.raw[40:42], "little"), cmd.cdw(10) >> 16, \

@@ -1,0 +1,209 @@
+"""NVMe/TCP target throughput next to the backing file it serves (prints a table; asserts nothing).
+
+Runs, on one backing file in --dir (same disk for every row):
+  * "file O_DIRECT": threads doing O_DIRECT pread/pwrite on the file (the disk's limit),
+  * "file buffered": threads doing pread/pwrite through the page cache + fsync at the end,
+  * "nvmet": the project's initiator over loopback TCP to the target running as its own process
+    (`python -m vms_mock.nvmet`), N I/O queues, fixed queue depth; writes end with a Flush.
+The target itself does buffered I/O and fsyncs on Flush/FUA, so "file buffered" is its fair
+ceiling and "file O_DIRECT" the device's. Page cache of the file is dropped before read runs.
+
+    .venv/bin/python benchmarks/nvmet_bench.py [--dir /var/tmp] [--size-mib 512] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import mmap
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vms_mock.nvmet.initiator import Initiator  # noqa: E402
+
+SUBNQN = "nqn.2024-01.com.vastdata:bench"
+HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000be0c"
+MiB = 1 << 20
+
+
+def drop_cache(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def offsets(kind: str, bs: int, size: int, count: int, seed: int) -> list[int]:
+    if kind == "seq":
+        return [(i * bs) % size for i in range(count)]
+    rng = random.Random(seed)
+    return [rng.randrange(size // bs) * bs for _ in range(count)]
+
+
+# --- backing file baselines -------------------------------------------------------------------
+def file_run(path: str, op: str, kind: str, bs: int, size: int, seconds: float, qd: int,
+             direct: bool) -> tuple[int, float]:
+    """(bytes moved, elapsed) with `qd` threads each keeping one I/O in flight."""
+    flags = os.O_RDWR | (os.O_DIRECT if direct else 0)
+    fd = os.open(path, flags)
+    total = [0]
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+    limit = size // bs if kind == "seq" else 1 << 62
+
+    def worker(n: int) -> None:
+        buf = mmap.mmap(-1, bs)  # page aligned, as O_DIRECT needs
+        buf.write(os.urandom(bs))
+        offs = offsets(kind, bs, size, min(limit, 1 << 16), seed=n)
+        i = n
+        done = 0
+        while time.perf_counter() < stop_at:
+            if kind == "seq" and i >= limit:
+                break
+            off = offs[i % len(offs)] if kind != "seq" else i * bs
+            if op == "read":
+                os.preadv(fd, [buf], off)
+            else:
+                os.pwritev(fd, [buf], off)
+            done += bs
+            i += qd
+        with lock:
+            total[0] += done
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(qd)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if op == "write":
+        os.fsync(fd)
+    elapsed = time.perf_counter() - t0
+    os.close(fd)
+    return total[0], elapsed
+
+
+# --- through the target -----------------------------------------------------------------------
+async def nvmet_run(port: int, op: str, kind: str, bs: int, size: int, seconds: float, qd: int,
+                    queues: int) -> tuple[int, float]:
+    c = await Initiator.connect("127.0.0.1", port, SUBNQN, HOSTNQN, io_queues=queues, queue_size=64,
+                                kato_ms=30000)
+    try:
+        data = os.urandom(bs)
+        nlb = bs // 512
+        limit = size // bs if kind == "seq" else 1 << 62
+        offs = offsets(kind, bs, size, 1 << 16, seed=7)
+        total = 0
+        counter = iter(range(1 << 62))
+        stop_at = time.perf_counter() + seconds
+
+        async def worker(w: int) -> None:
+            nonlocal total
+            qid = w % queues + 1
+            while time.perf_counter() < stop_at:
+                i = next(counter)
+                if kind == "seq" and i >= limit:
+                    return
+                off = i * bs if kind == "seq" else offs[i % len(offs)]
+                if op == "read":
+                    r = await c.read(1, off // 512, nlb, qid=qid)
+                else:
+                    r = await c.write(1, off // 512, data, qid=qid)
+                r.check(op)
+                total += bs
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(qd)))
+        if op == "write":
+            (await c.flush(1)).check("flush")
+        return total, time.perf_counter() - t0
+    finally:
+        await c.close()
+
+
+def start_target(tmp: Path, backing: Path, size: int) -> tuple[subprocess.Popen[bytes], int]:
+    cfg = {"subsystems": [{"nqn": SUBNQN, "namespaces": [{
+        "nsid": 1, "nguid": uuid.uuid4().hex, "uuid": str(uuid.uuid4()), "size": size,
+        "backing_path": str(backing), "hosts": [HOSTNQN]}]}]}
+    (tmp / "cfg.json").write_text(json.dumps(cfg))
+    ready = tmp / "ready.json"
+    proc = subprocess.Popen([sys.executable, "-m", "vms_mock.nvmet", "--config", str(tmp / "cfg.json"),
+                             "--io-port", "0", "--discovery-port", "0", "--ready-file", str(ready),
+                             "--log-level", "warning"], cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("target did not start")
+        time.sleep(0.05)
+    return proc, int(json.loads(ready.read_text())["io_port"])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dir", default="/var/tmp", help="directory for the backing file (its disk is measured)")
+    p.add_argument("--size-mib", type=int, default=512, help="backing file size")
+    p.add_argument("--seconds", type=float, default=5, help="time limit of each run")
+    p.add_argument("--qd", type=int, default=32, help="I/Os in flight (threads for the file rows)")
+    p.add_argument("--queues", type=int, default=2, help="NVMe I/O queues (TCP connections)")
+    args = p.parse_args()
+    size = args.size_mib * MiB
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="nvmet-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        backing = tmp / "vol.img"
+        with open(backing, "wb") as f:  # fully written, so reads hit the disk, not holes
+            chunk = os.urandom(MiB)
+            for _ in range(args.size_mib):
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        proc, port = start_target(tmp, backing, size)
+        rows = []
+        try:
+            cases = [("seq", "write", MiB, 8), ("seq", "read", MiB, 8),
+                     ("rand", "write", 4096, args.qd), ("rand", "read", 4096, args.qd)]
+            for kind, op, bs, qd in cases:
+                res = {}
+                for label in ("file O_DIRECT", "file buffered", "nvmet"):
+                    drop_cache(str(backing))
+                    if label == "nvmet":
+                        moved, el = asyncio.run(nvmet_run(port, op, kind, bs, size, args.seconds, qd,
+                                                          args.queues))
+                    else:
+                        moved, el = file_run(str(backing), op, kind, bs, size, args.seconds, qd,
+                                             direct=label == "file O_DIRECT")
+                    res[label] = (moved / MiB / el, moved / bs / el)
+                    print(f"  {kind:4} {op:5} {bs // 1024:5d}KiB qd={qd:<3} {label:14} "
+                          f"{res[label][0]:9.1f} MiB/s {res[label][1]:9.0f} IOPS", flush=True)
+                rows.append((kind, op, bs, qd, res))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    print()
+    print(f"{'workload':26} {'file O_DIRECT':>22} {'file buffered':>22} {'nvmet (loopback)':>22} "
+          f"{'nvmet/direct':>12}")
+    for kind, op, bs, qd, res in rows:
+        name = f"{kind} {op} {bs // 1024}KiB qd{qd}"
+        cells = " ".join(f"{res[k][0]:8.1f} MiB/s {res[k][1]:7.0f}/s" for k in
+                         ("file O_DIRECT", "file buffered", "nvmet"))
+        ratio = res["nvmet"][0] / res["file O_DIRECT"][0] if res["file O_DIRECT"][0] else 0
+        print(f"{name:26} {cells} {ratio:11.0%}")
+    print(f"\nqueues={args.queues} size={args.size_mib}MiB seconds={args.seconds} dir={args.dir} "
+          f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
