@@ -7,6 +7,7 @@ request model of each resource as a real annotation, which FastAPI reads at defi
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -102,7 +103,7 @@ def drf_errors(errors: Any) -> dict[str, Any]:
 
 def obj_id_of(raw: str) -> int:
     """Path ids: anything but a positive integer that fits is simply not found (as in Django)."""
-    if not raw.isdigit() or len(raw) > 12 or int(raw) == 0:
+    if not re.fullmatch(r"[0-9]{1,12}", raw) or int(raw) == 0:
         raise NotFoundError()
     return int(raw)
 
@@ -324,7 +325,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
                 continue
             if k not in AUDIT_FILTERS:
                 raise ApiError({k: ["Unknown filter."]}, 400)
-            if k == "status" and not v.isdigit():
+            if k == "status" and not re.fullmatch(r"[0-9]{1,3}", v):
                 raise ApiError({k: ["Enter a whole number."]}, 400)
             filters[k] = int(v) if k == "status" else v
         page_size = vms._int_param(q, "page_size", 1, 10000)
@@ -397,4 +398,24 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
 
         app.include_router(admin)
 
+    _tune_openapi(app)
     return ApiMiddleware(app, faults, audit), app
+
+
+def _tune_openapi(app: FastAPI) -> None:
+    """Publish ids as small integers (they are strings in the route so that a malformed id is a
+    404, as in Django) and the two authentication schemes."""
+    schema = app.openapi()
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            for param in op.get("parameters", []):
+                if param.get("in") == "path" and param.get("name") in ("obj_id", "rule_id"):
+                    param["schema"] = {"type": "integer", "minimum": 1, "maximum": 50}
+            op.setdefault("security", [{"bearer": []}, {"apiToken": []}])
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "access token from POST /api/v1/token/"},
+        "apiToken": {"type": "apiKey", "in": "header", "name": "Authorization",
+                     "description": "'Api-Token <token>' from POST /api/v1/apitokens/"},
+    }
+    app.openapi_schema = schema

@@ -337,7 +337,7 @@ class Vms:
             conv: list[Any] = []
             for v in values:
                 if typ is int:
-                    if not re.fullmatch(r"-?\d{1,18}", v.strip()):
+                    if not re.fullmatch(r"-?[0-9]{1,18}", v.strip()):
                         raise FieldError(key, "Enter a whole number.")
                     conv.append(int(v))
                 elif typ is bool:
@@ -380,7 +380,7 @@ class Vms:
         raw = params.get(key)
         if raw is None:
             return None
-        if not re.fullmatch(r"\d{1,10}", raw) or not lo <= int(raw) <= hi:
+        if not re.fullmatch(r"[0-9]{1,10}", raw) or not lo <= int(raw) <= hi:
             raise FieldError(key, f"Enter a whole number between {lo} and {hi}.")
         return int(raw)
 
@@ -486,6 +486,8 @@ class Vms:
 
     def delete_managers(self, p: Principal, obj: dict[str, Any], force: bool) -> None:
         self._require_super(p)
+        if int(obj["id"]) == p.manager_id:
+            raise ConflictError("A manager cannot delete itself.")
         self.store.delete("managers", int(obj["id"]))
 
     def create_apitokens(self, p: Principal, b: dict[str, Any]) -> dict[str, Any]:

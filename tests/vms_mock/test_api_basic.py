@@ -93,6 +93,14 @@ def test_validation_errors_name_the_field(vms: VmsProcess, admin: requests.Sessi
     r = admin.get(vms.url("quotas/"), params={"colour": "red"})
     assert r.status_code == 400 and "colour" in r.json()
     assert admin.get(vms.url("quotas/abc/")).status_code == 404
+    assert admin.get(vms.url("quotas/\u00b2/")).status_code == 404  # a unicode digit is no id
+    assert admin.get(vms.url("quotas/"), params={"page_size": "\u00b2"}).status_code == 400
+
+
+def test_a_manager_cannot_delete_itself(vms: VmsProcess, admin: requests.Session) -> None:
+    me = admin.get(vms.url("managers/"), params={"username": "admin"}).json()[0]
+    assert "password" not in me and "_password" not in me
+    assert admin.delete(vms.url(f"managers/{me['id']}/")).status_code == 409
 
 
 def test_filters_and_pagination(vms: VmsProcess, admin: requests.Session) -> None:

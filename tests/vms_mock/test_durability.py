@@ -1,0 +1,57 @@
+"""State survives a clean restart and kill -9; uniqueness holds under 50 parallel creates."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from tests.vmsproc import VmsProcess
+
+
+def test_state_survives_restart_and_kill9(fresh_vms: VmsProcess) -> None:
+    vms = fresh_vms.start()
+    s = vms.session()
+    names = []
+    for i in range(20):
+        name = f"persist-{i}-{uuid.uuid4().hex[:6]}"
+        assert s.post(vms.url("quotas/"), json={"name": name, "path": f"/p/{name}"}).status_code == 201
+        names.append(name)
+    key = s.post(vms.url("users/"), json={"name": "persist-user"}).json()
+    pair = s.post(vms.url(f"users/{key['id']}/access_keys/"), json={}).json()
+    vms.kill9()  # no chance to flush anything: only committed transactions count
+    vms.start()
+    s = vms.session()  # the token signing key is durable too
+    got = {q["name"] for q in s.get(vms.url("quotas/"), params={"path__startswith": "/p/"}).json()}
+    assert got == set(names)
+    user = s.get(vms.url(f"users/{key['id']}/")).json()
+    assert [k["key"] for k in user["access_keys"]] == [pair["access_key"]]
+    assert "secret_key" not in json.dumps(user)
+    # the next id continues after the crash: ids are never reused
+    new = s.post(vms.url("quotas/"), json={"name": "after-crash", "path": "/p/after"}).json()
+    assert new["id"] > max(q["id"] for q in s.get(vms.url("quotas/")).json() if q["name"] != "after-crash")
+    assert vms.stop() == 0  # SIGTERM is a clean exit
+    vms.start()
+    assert vms.api("GET", "quotas/", params={"name": "after-crash"}).json()[0]["id"] == new["id"]
+
+
+def test_fifty_parallel_creates_make_one_object(fresh_vms: VmsProcess) -> None:
+    vms = fresh_vms.start()
+    token = vms.token()
+    name = f"race-{uuid.uuid4().hex[:8]}"
+
+    def create(_: int) -> requests.Response:
+        return requests.post(vms.url("blockhosts/", "v5"), timeout=30,
+                             headers={"Authorization": f"Bearer {token}"},
+                             json={"name": name, "nqn": f"nqn.2014-08.org.nvmexpress:uuid:{uuid.uuid4()}"})
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(create, range(50)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == 1, codes
+    assert codes.count(400) == 49, codes
+    unique_error = {"name": ["This field must be unique."]}
+    assert all(r.json() == unique_error for r in responses if r.status_code == 400)
+    assert len(vms.api("GET", "blockhosts/", params={"name": name}).json()) == 1
