@@ -48,3 +48,37 @@ def test_hack_scripts_are_shellcheck_clean() -> None:
     proc = subprocess.run([shellcheck, "--severity=style", *map(str, scripts)], capture_output=True,
                           text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Host command -> the Debian package of the runtime image that provides it ("" = in the base image).
+HOST_TOOL_PACKAGES = {
+    "nvme": "nvme-cli",
+    "losetup": "mount", "mount": "mount", "umount": "mount",
+    "blkid": "util-linux", "blockdev": "util-linux", "findmnt": "util-linux", "lsblk": "util-linux",
+    "wipefs": "util-linux", "fsfreeze": "util-linux",
+    "mkfs.ext4": "e2fsprogs", "resize2fs": "e2fsprogs", "e2fsck": "e2fsprogs", "tune2fs": "e2fsprogs",
+    "dumpe2fs": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs", "xfs_growfs": "xfsprogs", "xfs_repair": "xfsprogs", "xfs_info": "xfsprogs",
+    "truncate": "", "sync": "", "dd": "", "stat": "", "cat": "",
+}
+
+
+def test_image_has_every_host_command_the_node_plugin_runs() -> None:
+    """The node plugin runs host tools inside the image: each must come from an installed package."""
+    runtime = DOCKERFILE.read_text().rsplit("\nFROM ", 1)[1]
+    installed = set()
+    for line in re.findall(r"apt-get install[^\n]*", runtime):
+        installed.update(line.split())
+    used: set[str] = set()
+    for path in (ROOT / "csi_block_driver").rglob("*.py"):
+        if path.name.endswith("_pb2.py") or "proto" in path.parts:
+            continue
+        text = path.read_text()
+        used.update(re.findall(r'(?:run\(\s*|argv\s*=\s*)\[\s*"([A-Za-z0-9._-]+)"', text))
+        used.update(re.findall(r'"(mkfs\.[a-z0-9]+|resize2fs|xfs_growfs|e2fsck|xfs_repair)"', text))
+    assert {"losetup", "mount", "blkid"} <= used, f"command discovery found only {sorted(used)}"
+    unknown = sorted(used - set(HOST_TOOL_PACKAGES))
+    assert not unknown, f"host commands with no known Debian package: {unknown} (add to Dockerfile + table)"
+    for cmd in sorted(used):
+        pkg = HOST_TOOL_PACKAGES[cmd]
+        assert not pkg or pkg in installed, f"{cmd} needs Debian package {pkg} in the runtime image"
