@@ -95,6 +95,14 @@ dd if=/dev/zero of="$link" bs=512 count=1 seek=@SECTORS@ oflag=direct 2>/dev/nul
 [ $? != 0 ]; check write-past-end-refused $?
 timeout 60 nvme flush "/dev/$dev" 2>&1 || timeout 60 nvme flush "/dev/$dev" -n 1 2>&1; check flush $?
 
+# Online expansion: the host test grows the volume when it reads this line; the kernel learns
+# of it only through the namespace-attribute-changed event and the changed namespace list.
+echo "KVRESIZE"
+i=0
+while [ $i -lt 150 ] && [ "$(cat /sys/block/$dev/size)" != "@SECTORS2@" ]; do sleep 0.2; i=$((i+1)); done
+[ "$(cat /sys/block/$dev/size)" = "@SECTORS2@" ]; check resize-seen $? "$(cat /sys/block/$dev/size)"
+dd if=/tmp/pat of="$link" bs=512 count=1 seek=@LASTLBA2@ oflag=direct 2>&1; check write-new-last-lba $?
+
 timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect $?
 wait_gone; check device-gone $?
 
@@ -115,7 +123,8 @@ echo "KVDONE"
 EXPECTED = [
     "discover-rc", "discover-lists-subsystem", "discover-io-port", "stranger-sees-nothing",
     "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
-    "write-last-lba", "write-past-end-refused", "flush", "disconnect", "device-gone", "reconnect",
+    "write-last-lba", "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba",
+    "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
     "stranger-has-no-device",
 ]
@@ -145,7 +154,7 @@ def _cpio_newc(files: dict[str, tuple[bytes, int]]) -> bytes:
 def _guest_script() -> str:
     subs = {"@UUID@": NS_UUID, "@HOSTNQN@": HOSTNQN, "@HOSTID@": HOSTID, "@STRANGER@": STRANGER,
             "@SUBNQN@": SUBNQN, "@SECTORS@": str(SIZE // 512), "@LASTLBA@": str(SIZE // 512 - 1),
-            "@NGUID@": NGUID}
+            "@NGUID@": NGUID, "@SECTORS2@": str(2 * SIZE // 512), "@LASTLBA2@": str(2 * SIZE // 512 - 1)}
     text = GUEST_SCRIPT
     for k, v in subs.items():
         text = text.replace(k, v)
@@ -190,10 +199,15 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
     backing = tmp_path / "vol.img"
     with open(backing, "wb") as f:
         f.truncate(SIZE)
-    config = {"subsystems": [{"nqn": SUBNQN, "namespaces": [{
-        "nsid": 1, "volume_id": 1, "nguid": NGUID, "uuid": NS_UUID, "size": SIZE,
-        "backing_path": str(backing), "hosts": [HOSTNQN]}]}]}
-    (tmp_path / "target.json").write_text(json.dumps(config))
+    def write_config(size: int) -> None:
+        config = {"subsystems": [{"nqn": SUBNQN, "namespaces": [{
+            "nsid": 1, "volume_id": 1, "nguid": NGUID, "uuid": NS_UUID, "size": size,
+            "backing_path": str(backing), "hosts": [HOSTNQN]}]}]}
+        tmp = tmp_path / "target.json.tmp"
+        tmp.write_text(json.dumps(config))
+        tmp.replace(tmp_path / "target.json")
+
+    write_config(SIZE)
     ready = tmp_path / "ready.json"
     target_log = open(tmp_path / "target.log", "w")  # noqa: SIM115 - outlives the Popen call
     target = subprocess.Popen(
@@ -225,9 +239,20 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
                "-append", "console=ttyS0 panic=-1 loglevel=4 nvme_core.multipath=Y",
                "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="]
         started = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, timeout=660, stdin=subprocess.DEVNULL)
-        console = (proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
-                   ).replace("\r", "")
+        lines: list[str] = []
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL) as qemu:
+            assert qemu.stdout is not None
+            for raw in qemu.stdout:  # ends when qemu exits (the guest powers off; timeout kills it)
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                lines.append(line)
+                if line == "KVRESIZE":  # grow the volume as vms-mock does, then tell the target
+                    with open(backing, "r+b") as f:
+                        f.truncate(2 * SIZE)
+                    write_config(2 * SIZE)
+                    target.send_signal(signal.SIGHUP)
+            qemu.wait(30)
+        console = "\n".join(lines) + "\n"
         elapsed = time.monotonic() - started
         (tmp_path / "console.log").write_text(console)
         print(f"guest ran {elapsed:.1f}s; console in {tmp_path / 'console.log'}")
@@ -250,4 +275,4 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
     with open(backing, "rb") as f:
         f.seek(PATTERN_OFFSET)
         assert hashlib.md5(f.read(PATTERN_LEN)).hexdigest() == md5.group(1)
-    assert os.path.getsize(backing) == SIZE
+    assert os.path.getsize(backing) == 2 * SIZE

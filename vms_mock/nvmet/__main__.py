@@ -6,6 +6,7 @@ Config format::
         {"nsid": 1, "volume_id": 1, "nguid": "<32 hex>", "uuid": "<uuid>", "size": 67108864,
          "backing_path": "/path/vol.img", "hosts": ["nqn.host..."]}]}]}
 
+SIGHUP re-reads the file (e.g. a grown ``size``): connected hosts get a namespace-changed event.
 ``vms-mock`` itself serves the target from its API state (``vms_mock.nvmet.service``).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,6 +24,8 @@ from kubevast_common.logs import add_logging_args, setup_logging
 
 from .provider import NamespaceRecord, StaticNamespaceProvider
 from .target import NvmeTarget
+
+log = logging.getLogger("vms_mock.nvmet")
 
 
 def load_provider(path: str) -> StaticNamespaceProvider:
@@ -39,7 +43,8 @@ def load_provider(path: str) -> StaticNamespaceProvider:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    target = NvmeTarget(load_provider(args.config), host=args.host, io_port=args.io_port,
+    provider = load_provider(args.config)
+    target = NvmeTarget(provider, host=args.host, io_port=args.io_port,
                         discovery_port=args.discovery_port, advertise_addr=args.advertise_addr,
                         io_workers=args.io_workers)
     await target.start()
@@ -53,6 +58,15 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def reload() -> None:  # SIGHUP: re-read the config; connected hosts get namespace-changed events
+        try:
+            provider.replace_with(load_provider(args.config))
+            log.info("configuration reloaded", extra={"config": args.config})
+        except (OSError, ValueError, KeyError) as exc:
+            log.error("configuration reload failed; keeping the old one", extra={"error": str(exc)})
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
     await target.close()
 

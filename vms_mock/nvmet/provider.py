@@ -125,6 +125,14 @@ class StaticNamespaceProvider:
                                                    rec.backing_path)
             self._seq += 1
 
+    def replace_with(self, other: StaticNamespaceProvider) -> None:
+        """Take over another provider's subsystems (a configuration reload) as one change."""
+        with other._lock:
+            subsystems = dict(other._subsystems)
+        with self._lock:
+            self._subsystems = subsystems
+            self._seq += 1
+
     # --- NamespaceProvider -----------------------------------------------------------------
     def visible_subsystems(self, host_nqn: str) -> list[str]:
         with self._lock:
