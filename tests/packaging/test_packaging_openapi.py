@@ -5,6 +5,7 @@ before an API server drops it with a warning."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -41,8 +42,9 @@ def _swagger() -> dict[str, Any]:
     path = Path(modcache) / f"k8s.io/kubernetes@{version}" / "api" / "openapi-spec" / "swagger.json"
     if not path.is_file():
         # Normally there after `make tools`; fetch the module (Go module proxy) if the cache lost it.
-        subprocess.run(["go", "mod", "download", f"k8s.io/kubernetes@{version}"], capture_output=True,
-                       timeout=600, check=False)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["go", "mod", "download", f"k8s.io/kubernetes@{version}"], capture_output=True,
+                           timeout=600, check=False)
     if not path.is_file():
         missing(f"the OpenAPI spec of Kubernetes {version} ({path})",
                 "run `make tools` (hack/tools/build.sh downloads the k8s.io/kubernetes module)")
