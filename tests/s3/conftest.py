@@ -79,7 +79,7 @@ def s3(tmp_path: Path, loop_thread: LoopThread) -> Iterator[S3Env]:
     service = loop_thread.run(start_s3(directory, "127.0.0.1", 0))
     env = S3Env(directory, service, f"http://127.0.0.1:{service.port}", tmp_path / "fs", owner, other)
     yield env
-    loop_thread.run(service.close())
+    loop_thread.run(env.service.close())  # a test may have restarted it
 
 
 @pytest.fixture

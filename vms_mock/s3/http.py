@@ -25,9 +25,10 @@ from urllib.parse import unquote_plus
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
-STREAM_LIMIT = 1 << 20          # asyncio buffer: reading pauses beyond twice this
+STREAM_LIMIT = 4 << 20          # asyncio buffer: reading pauses beyond twice this
 IDLE_TIMEOUT = 75.0
 BODY_TIMEOUT = 120.0            # longest wait for the next body bytes
+SMALL_FILE = 256 * 1024         # file bodies up to this size are sent with the head in one write
 DRAIN_LIMIT = 1 << 20           # unread body bytes we drain to keep a connection alive
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -50,9 +51,38 @@ class Body:
     async def read(self, n: int) -> bytes:
         raise NotImplementedError
 
+    async def read_full(self, n: int) -> bytes:
+        """``n`` bytes, or fewer only at the end of the body (big blocks: fewer thread hops)."""
+        parts = []
+        got = 0
+        while got < n:
+            data = await self.read(n - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     @property
     def done(self) -> bool:
         raise NotImplementedError
+
+
+class _Watch:
+    """Deadline of the read a connection is blocked in; a server-wide sweeper aborts connections
+    past it (one timer for all connections instead of a wait_for per read)."""
+
+    __slots__ = ("deadline", "transport")
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self.transport = transport
+        self.deadline = 0.0
+
+    def arm(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+
+    def disarm(self) -> None:
+        self.deadline = 0.0
 
 
 class _Continue:
@@ -71,8 +101,9 @@ class _Continue:
 
 
 class LengthBody(Body):
-    def __init__(self, reader: asyncio.StreamReader, length: int, cont: _Continue) -> None:
+    def __init__(self, reader: asyncio.StreamReader, length: int, cont: _Continue, watch: _Watch) -> None:
         self.reader = reader
+        self.watch = watch
         self.remaining = length
         self.cont = cont
         self.trailers = {}
@@ -87,21 +118,20 @@ class LengthBody(Body):
             return b""
         if self.cont.pending:
             self.cont()
-        try:
-            data = await asyncio.wait_for(self.reader.read(min(n, self.remaining)), BODY_TIMEOUT)
-        except TimeoutError:
-            raise BadRequest("RequestTimeout", "body read timed out") from None
+        self.watch.arm(BODY_TIMEOUT)
+        data = await self.reader.read(min(n, self.remaining))
+        self.watch.disarm()
         if not data:
             raise BadRequest("IncompleteBody", "the connection closed before the body ended")
         self.remaining -= len(data)
         return data
 
-
 class ChunkedBody(Body):
     """``Transfer-Encoding: chunked`` (HTTP framing; aws-chunked is decoded one layer up)."""
 
-    def __init__(self, reader: asyncio.StreamReader, cont: _Continue) -> None:
+    def __init__(self, reader: asyncio.StreamReader, cont: _Continue, watch: _Watch) -> None:
         self.reader = reader
+        self.watch = watch
         self.cont = cont
         self.chunk_left = 0
         self.finished = False
@@ -112,10 +142,13 @@ class ChunkedBody(Body):
         return self.finished
 
     async def _line(self) -> bytes:
+        self.watch.arm(BODY_TIMEOUT)
         try:
-            line = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), BODY_TIMEOUT)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            line = await self.reader.readuntil(b"\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             raise BadRequest("IncompleteBody", "bad chunked encoding") from None
+        finally:
+            self.watch.disarm()
         return line[:-2]
 
     async def read(self, n: int) -> bytes:
@@ -135,10 +168,9 @@ class ChunkedBody(Body):
                     self.trailers[k.strip().lower()] = v.strip()
                 self.finished = True
                 return b""
-        try:
-            data = await asyncio.wait_for(self.reader.read(min(n, self.chunk_left)), BODY_TIMEOUT)
-        except TimeoutError:
-            raise BadRequest("RequestTimeout", "body read timed out") from None
+        self.watch.arm(BODY_TIMEOUT)
+        data = await self.reader.read(min(n, self.chunk_left))
+        self.watch.disarm()
         if not data:
             raise BadRequest("IncompleteBody", "the connection closed before the body ended")
         self.chunk_left -= len(data)
@@ -205,6 +237,8 @@ class HttpServer:
         self._dates = _DateCache()
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._watches: set[_Watch] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
@@ -212,8 +246,24 @@ class HttpServer:
         self._server = await asyncio.start_server(self._serve, host, port, ssl=tls,
                                                   limit=STREAM_LIMIT, backlog=512)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Abort connections stuck in a read past its deadline (idle keep-alive, stalled body)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for watch in list(self._watches):
+                if watch.deadline and watch.deadline < now:
+                    watch.deadline = 0.0
+                    watch.transport.abort()
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
             tasks = list(self._connections)
@@ -230,8 +280,10 @@ class HttpServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        watch = _Watch(writer.transport)
+        self._watches.add(watch)
         try:
-            while await self._one_request(reader, writer):
+            while await self._one_request(reader, writer, watch):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
@@ -239,25 +291,30 @@ class HttpServer:
             log.exception("S3 connection failed")
         finally:
             self._connections.discard(task)
+            self._watches.discard(watch)
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2)
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           watch: _Watch) -> bool:
         """Serve one request; False when the connection must close."""
+        watch.arm(IDLE_TIMEOUT)
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_TIMEOUT)
-        except (asyncio.IncompleteReadError, TimeoutError):
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
             return False
         except asyncio.LimitOverrunError:
             await self._send(writer, self.render_error(None, "RequestHeaderSectionTooLarge", ""),
                              "GET", False)
             return False
+        finally:
+            watch.disarm()
         request_id = secrets.token_hex(8).upper()
         try:
             if len(head) > MAX_HEAD_BYTES:
                 raise BadRequest("RequestHeaderSectionTooLarge", "header section too large")
-            req, cont = self._parse_head(head, reader, writer, request_id)
+            req, cont = self._parse_head(head, reader, writer, request_id, watch)
         except BadRequest as exc:
             await self._send(writer, self.render_error(None, exc.code, str(exc)), "GET", False)
             return False
@@ -277,7 +334,7 @@ class HttpServer:
         return keep_alive
 
     def _parse_head(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    request_id: str) -> tuple[Request, _Continue]:
+                    request_id: str, watch: _Watch) -> tuple[Request, _Continue]:
         lines = head[:-4].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -297,12 +354,12 @@ class HttpServer:
         cont = _Continue(writer, headers.get("expect", "").lower() == "100-continue")
         body: Body
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            body = ChunkedBody(reader, cont)
+            body = ChunkedBody(reader, cont, watch)
         else:
             length = headers.get("content-length", "0") or "0"
             if not length.isdigit():
                 raise BadRequest("InvalidRequest", "bad Content-Length")
-            body = LengthBody(reader, int(length), cont)
+            body = LengthBody(reader, int(length), cont, watch)
         return Request(method=method, raw_path=raw_path, raw_query=raw_query,
                        query=parse_query(raw_query), headers=headers, body=body,
                        request_id=request_id, tls=self.tls), cont
@@ -346,6 +403,11 @@ class HttpServer:
             return
         fd, offset, count = resp.file
         try:
+            if method != "HEAD" and count <= SMALL_FILE:
+                # Small objects: one write of head + data (fewer syscalls than sendfile).
+                writer.write(data + os.pread(fd, count, offset))
+                await writer.drain()
+                return
             writer.write(data)
             if method != "HEAD" and count:
                 with os.fdopen(fd, "rb", closefd=False) as f:

@@ -20,7 +20,7 @@ from vms_mock.s3.sigv4 import (
 )
 from vms_mock.s3.store import BucketStore, ObjectWriter
 
-READ_SIZE = 1 << 20
+READ_SIZE = 4 << 20          # body block handed to a worker thread (hash + write)
 INLINE_LIMIT = 256 * 1024   # bodies up to this size are hashed and written on the loop thread
 MAX_OBJECT = 5 << 30         # single PUT / part limit (as S3)
 COPY_CHUNK = 8 << 20
@@ -51,6 +51,19 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
                               int(decoded) if decoded and decoded.isdigit() else None,
                               trailer_signed=mode == STREAMING_SIGNED_TRAILER)
     return req.body
+
+
+async def _read_block(body: Body, size: int) -> list[bytes]:
+    """About ``size`` bytes as the chunks the socket delivered (no joining copy); [] at the end."""
+    block: list[bytes] = []
+    got = 0
+    while got < size:
+        data = await body.read(size - got)
+        if not data:
+            break
+        block.append(data)
+        got += len(data)
+    return block
 
 
 def _checksum_request(req: Request) -> tuple[str | None, str | None, bool]:
@@ -86,33 +99,39 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
     body = payload_body(req, auth)
     writer = ObjectWriter(store, auth.payload_sha256 is not None, algorithm)
     loop = asyncio.get_running_loop()
+    pending: list[asyncio.Future[None]] = []
     try:
-        pending: asyncio.Future[None] | None = None
+        received = 0
         while True:
-            chunk = await body.read(READ_SIZE)
-            if not chunk:
+            block = await _read_block(body, READ_SIZE)
+            if not block:
                 break
-            if writer.size + len(chunk) > limit:
+            size = sum(map(len, block))
+            received += size
+            if received > limit:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
-            if pending is not None:
-                await pending
-                pending = None
-            if len(chunk) < INLINE_LIMIT and writer.size < INLINE_LIMIT:
-                writer.feed(chunk)
+            for fut in pending:
+                await fut
+            pending = []
+            if received < INLINE_LIMIT:
+                writer.feed_md5(block)
+                writer.feed_rest(block)
             else:
-                # Hashing and writing run on a worker (hashlib and os.write release the GIL)
-                # while the loop receives the next chunk: a two-stage pipeline.
-                pending = loop.run_in_executor(pool, writer.feed, chunk)
-        if pending is not None:
-            await pending
+                # Workers hash and write this block while the loop receives the next one
+                # (hashlib and os.write release the GIL); MD5 runs beside SHA-256 + write.
+                pending = [loop.run_in_executor(pool, writer.feed_md5, block),
+                           loop.run_in_executor(pool, writer.feed_rest, block)]
+        for fut in pending:
+            await fut
+        pending = []
         if length is not None and writer.size != length:
             raise S3Error("IncompleteBody")
         _verify(writer, auth, content_md5, algorithm, expected_checksum, in_trailer, body)
         await loop.run_in_executor(pool, writer.finish)
     except BaseException:
-        if pending is not None:
+        for fut in pending:
             with contextlib.suppress(BaseException):
-                await pending
+                await fut
         writer.discard()
         raise
     echo = {}

@@ -187,16 +187,25 @@ class ObjectWriter:
         self.committed = False
 
     def feed(self, chunk: bytes) -> None:
-        self.md5.update(chunk)
-        if self.sha256 is not None:
-            self.sha256.update(chunk)
-        if self.checksum is not None:
-            self.checksum.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self.size += len(chunk)
+        self.feed_md5([chunk])
+        self.feed_rest([chunk])
+
+    def feed_md5(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.md5.update(chunk)
+
+    def feed_rest(self, chunks: list[bytes]) -> None:
+        """Everything but MD5 (so two workers can share a block: MD5 is the slowest hash)."""
+        for chunk in chunks:
+            if self.sha256 is not None:
+                self.sha256.update(chunk)
+            if self.checksum is not None:
+                self.checksum.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            self.size += len(chunk)
 
     def finish(self) -> None:
         """fsync and close the temp file (once, at the end of the object)."""
