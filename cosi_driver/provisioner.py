@@ -211,7 +211,9 @@ class Provisioner:
             path = f"{params.path_prefix.rstrip('/')}/{bucket}"
             undo = _Undo()
             try:
-                view = client.views.find_one(bucket=bucket)
+                # A repeat the store already knows: one lookup proves the bucket is still there.
+                view = client.views.find_one(bucket=bucket) if record else None
+                created = False
                 if view is None:
                     fields: dict[str, Any] = {
                         "path": path,
@@ -234,8 +236,11 @@ class Provisioner:
                         if params.retention_mode:
                             fields["s3_locks_retention_mode"] = params.retention_mode
                             fields["s3_locks_retention_period"] = f"{params.retention_days}d"
+                    # Create first, look up only on a clash: the common case costs one call.
+                    # The bucket name is unique, so a retried POST cannot make a second view.
                     try:
-                        view = client.views.create(fields)
+                        view = client.views.create(fields, idempotent=True)
+                        created = True
                     except Exception as exc:
                         if type(exc).__name__ != "Conflict":
                             raise
@@ -245,14 +250,24 @@ class Provisioner:
                     else:
                         view_id = view.id
                         undo.push("view", lambda: client.views.delete(view_id, missing_ok=True))
-                self._check_view(view, bucket, path, tenant_id, policy_id, qos_id, params, owner)
-                self._ensure_quota(client, bucket, path, tenant_id, params.quota_bytes, undo)
+                quota_id = None
+                if created:
+                    if params.quota_bytes is not None:
+                        quota_id = self._create_quota(
+                            client, bucket, path, tenant_id, params.quota_bytes, undo
+                        )
+                else:
+                    self._check_view(view, bucket, path, tenant_id, policy_id, qos_id, params, owner)
+                    quota_id = self._ensure_quota(client, bucket, path, tenant_id, params.quota_bytes, undo)
                 wanted = {
                     "fingerprint": fp,
                     "backend": backend,
                     "name": name,
                     "path": path,
-                    "tenant_id": tenant_id,
+                    "tenant_id": view.tenant_id,
+                    "view_id": view.id,
+                    "quota_id": quota_id,
+                    "owner": view.bucket_owner or owner,
                     "force_delete": params.force_delete,
                     "endpoint": params.endpoint,
                     "region": params.region,
@@ -299,23 +314,31 @@ class Provisioner:
                 f"bucket {bucket} exists on the platform with different settings: " + ", ".join(diffs)
             )
 
+    @staticmethod
+    def _create_quota(
+        client: Any, bucket: str, path: str, tenant_id: int | None, limit: int, undo: _Undo
+    ) -> int:
+        fields: dict[str, Any] = {"name": bucket, "path": path, "hard_limit": limit}
+        if tenant_id is not None:
+            fields["tenant_id"] = tenant_id
+        quota = client.quotas.create(fields)
+        quota_id = int(quota.id)
+        undo.push("quota", lambda: client.quotas.delete(quota_id, missing_ok=True))
+        return quota_id
+
     def _ensure_quota(
         self, client: Any, bucket: str, path: str, tenant_id: int | None, limit: int | None, undo: _Undo
-    ) -> None:
+    ) -> int | None:
         quota = client.quotas.find_one(path=path)
         if limit is None:
             if quota is not None and quota.hard_limit:
                 raise AlreadyExists(f"bucket {bucket} exists with a quota but the class sets none")
-            return
+            return None
         if quota is None:
-            fields: dict[str, Any] = {"name": bucket, "path": path, "hard_limit": limit}
-            if tenant_id is not None:
-                fields["tenant_id"] = tenant_id
-            quota = client.quotas.create(fields)
-            quota_id = quota.id
-            undo.push("quota", lambda: client.quotas.delete(quota_id, missing_ok=True))
-        elif quota.hard_limit != limit:
+            return self._create_quota(client, bucket, path, tenant_id, limit, undo)
+        if quota.hard_limit != limit:
             raise AlreadyExists(f"bucket {bucket} exists with quota {quota.hard_limit} bytes, not {limit}")
+        return int(quota.id)
 
     def get_existing_bucket(self, bucket_id: str, raw_params: Mapping[str, str]) -> BucketInfo:
         check_id("existing_bucket_id", bucket_id)
@@ -346,23 +369,35 @@ class Provisioner:
             force = params.force_delete or bool(record.get("force_delete"))
             if "forceDelete" in context:
                 force = bool(parse_bool(context["forceDelete"]))
-            view = client.views.find_one(bucket=bucket_id)
-            path = (view.path if view is not None else None) or record.get("path")
-            tenant_id = view.tenant_id if view is not None else record.get("tenant_id")
-            if view is not None:
+            # A bucket this driver made carries its ids in the store: no lookups needed.
+            view_id, owner_name = record.get("view_id"), record.get("owner")
+            path, tenant_id, quota_id = record.get("path"), record.get("tenant_id"), record.get("quota_id")
+            if view_id is None:
+                view = client.views.find_one(bucket=bucket_id)
+                if view is not None:
+                    view_id, owner_name, path, tenant_id = (
+                        view.id,
+                        view.bucket_owner,
+                        view.path,
+                        view.tenant_id,
+                    )
+            if view_id is not None:
                 if not force:
-                    self._refuse_if_not_empty(client, bucket_id, view, record)
+                    self._refuse_if_not_empty(client, backend, bucket_id, owner_name, record)
                 try:
-                    client.views.delete(view.id, missing_ok=True)
+                    client.views.delete(view_id, missing_ok=True)
                 except Exception as exc:
                     text = str(exc).lower()
                     if any(marker in text for marker in NOT_EMPTY_MARKERS):
                         raise BucketNotEmpty(self._not_empty_message(bucket_id)) from None
                     raise
             if path:
-                quota = client.quotas.find_one(path=path)
-                if quota is not None:
-                    client.quotas.delete(quota.id, missing_ok=True)
+                if quota_id is not None:
+                    client.quotas.delete(quota_id, missing_ok=True)
+                elif "quota_id" not in record:  # not made by this version of the driver: look
+                    quota = client.quotas.find_one(path=path)
+                    if quota is not None:
+                        client.quotas.delete(quota.id, missing_ok=True)
                 # The directory goes too: with force its objects, without force it was checked
                 # empty above (or the platform refused the delete). A retry after a crash here
                 # finds no view and finishes from the record.
@@ -388,32 +423,63 @@ class Provisioner:
     def _emptiness_checked(self, record: Mapping[str, Any]) -> bool:
         return bool(self._s3_endpoint(record))
 
-    def _refuse_if_not_empty(self, client: Any, bucket_id: str, view: Any, record: Mapping[str, Any]) -> None:
+    def _probe_key(self, client: Any, backend: str, owner_name: str) -> tuple[int, str, str, bool] | None:
+        """(owner id, key, secret, keep) for listing a bucket as its owner.
+
+        The driver's own bucket owner keeps one long-lived key in the key store (minting a key
+        per delete would double the calls); an owner named by a class is someone else's user, so
+        it only ever gets a key for the one probe, deleted right after."""
+        mine = owner_name == self.defaults.bucket_owner
+        if mine:
+            rec = self.store.get("janitor", f"{backend}.{owner_name}")
+            if rec:
+                return int(rec["user_id"]), rec["access_key"], rec["secret_key"], True
+        owner = client.users.find_one(name=owner_name)
+        if owner is None:
+            return None
+        pair = client.users.create_access_key(owner.id)
+        secret = pair.secret_key.get_secret_value()
+        if mine:
+            self.store.put(
+                "janitor",
+                f"{backend}.{owner_name}",
+                {"user_id": owner.id, "access_key": pair.access_key, "secret_key": secret},
+            )
+        return int(owner.id), pair.access_key, secret, mine
+
+    def _refuse_if_not_empty(
+        self, client: Any, backend: str, bucket_id: str, owner_name: str | None, record: Mapping[str, Any]
+    ) -> None:
         endpoint = self._s3_endpoint(record)
-        owner_name = view.bucket_owner
         if not endpoint or not owner_name:
             log.warning(
                 "cannot check emptiness (no S3 endpoint or owner); leaving the data directory",
                 extra={"bucket": bucket_id},
             )
             return
-        owner = client.users.find_one(name=owner_name)
-        if owner is None:
-            return
-        pair = client.users.create_access_key(owner.id)
-        try:
-            has_objects = s3probe.bucket_has_objects(
-                endpoint,
-                bucket_id,
-                pair.access_key,
-                pair.secret_key.get_secret_value(),
-                str(record.get("region") or self.defaults.region),
-                verify=self.defaults.s3_verify,
-            )
-        except (OSError, RuntimeError, requests.RequestException) as exc:
-            raise BackendUnavailable(f"cannot check whether bucket {bucket_id} is empty: {exc}") from None
-        finally:
-            client.users.delete_access_key(owner.id, pair.access_key, missing_ok=True)
+        region = str(record.get("region") or self.defaults.region)
+        for attempt in (1, 2):
+            probe = self._probe_key(client, backend, owner_name)
+            if probe is None:
+                return
+            owner_id, key, secret, keep = probe
+            try:
+                has_objects = s3probe.bucket_has_objects(
+                    endpoint, bucket_id, key, secret, region, verify=self.defaults.s3_verify
+                )
+                break
+            except s3probe.ProbeDenied:
+                # the kept key was removed behind our back: forget it and mint another, once
+                self.store.delete("janitor", f"{backend}.{owner_name}")
+                if attempt == 2 or not keep:
+                    raise BackendUnavailable(
+                        f"the bucket owner {owner_name} may not list {bucket_id}"
+                    ) from None
+            except (OSError, RuntimeError, requests.RequestException) as exc:
+                raise BackendUnavailable(f"cannot check whether bucket {bucket_id} is empty: {exc}") from None
+            finally:
+                if not keep:
+                    client.users.delete_access_key(owner_id, key, missing_ok=True)
         if has_objects:
             raise BucketNotEmpty(self._not_empty_message(bucket_id))
 
@@ -451,13 +517,16 @@ class Provisioner:
                     return self._access_info(user, existing, grants, records)
                 log.warning("stored key no longer on the platform; minting a new one", extra={"user": user})
                 self.store.delete("access", user)
-            views = {}
+            tenant_ids = set()
             for bucket_id, _ in grants:
+                rec = records.get(bucket_id) or {}
+                if "view_id" in rec:  # made by this driver: its tenant is on record
+                    tenant_ids.add(rec.get("tenant_id"))
+                    continue
                 view = client.views.find_one(bucket=bucket_id)
                 if view is None:
                     raise NotFound(f"bucket {bucket_id!r} does not exist on the platform")
-                views[bucket_id] = view
-            tenant_ids = {v.tenant_id for v in views.values()}
+                tenant_ids.add(view.tenant_id)
             if len(tenant_ids) > 1:
                 raise InvalidArgument("the buckets of one access belong to different tenants")
             tenant_id = tenant_ids.pop()
@@ -476,41 +545,57 @@ class Provisioner:
     ) -> dict[str, Any]:
         undo = _Undo()
         try:
-            found = client.users.find_one(name=user)
-            if found is None:
-                fields: dict[str, Any] = {
-                    "name": user,
-                    "uid": naming.uid_for(user),
-                    "allow_create_bucket": False,
-                    "allow_delete_bucket": False,
-                }
-                if tenant_id is not None:
-                    fields["tenant_id"] = tenant_id
-                found = client.users.create(fields)
-                user_id = found.id
-                undo.push("user", lambda: client.users.delete(user_id, missing_ok=True))
+            # Policy first, then the user made with it attached: three calls in the common case.
+            # Names are unique, so create-then-look-up-on-clash is safe to retry.
             pname = naming.policy_name(user)
             document = policy_document(grants)
-            pol = client.s3policies.find_one(name=pname)
-            if pol is None:
-                pfields: dict[str, Any] = {"name": pname, "policy": document, "enabled": True}
-                if tenant_id is not None:
-                    pfields["tenant_id"] = tenant_id
-                pol = client.s3policies.create(pfields)
+            pfields: dict[str, Any] = {"name": pname, "policy": document, "enabled": True}
+            if tenant_id is not None:
+                pfields["tenant_id"] = tenant_id
+            try:
+                pol = client.s3policies.create(pfields, idempotent=True)
+            except Exception as exc:
+                if type(exc).__name__ != "Conflict":
+                    raise
+                pol = client.s3policies.find_one(name=pname)
+                if pol is None:
+                    raise
+                if pol.policy != document:
+                    client.s3policies.update(pol.id, policy=document)
+            else:
                 pol_id = pol.id
                 undo.push("s3policy", lambda: client.s3policies.delete(pol_id, missing_ok=True))
-            elif pol.policy != document:
-                client.s3policies.update(pol.id, policy=document)
-            if list(found.s3_policies_ids) != [pol.id]:
-                client.users.update(found.id, s3_policies_ids=[pol.id])
-                if undo.pending():
-                    # an attached policy cannot be deleted: undo detaches before it deletes
-                    attached_user = found.id
-                    undo.push(
-                        "policy-attachment",
-                        lambda: client.users.update(attached_user, s3_policies_ids=[]),
-                        made=False,
-                    )
+            fields: dict[str, Any] = {
+                "name": user,
+                "uid": naming.uid_for(user),
+                "allow_create_bucket": False,
+                "allow_delete_bucket": False,
+                "s3_policies_ids": [pol.id],
+            }
+            if tenant_id is not None:
+                fields["tenant_id"] = tenant_id
+            try:
+                found = client.users.create(fields, idempotent=True)
+            except Exception as exc:
+                if type(exc).__name__ != "Conflict":
+                    raise
+                found = client.users.find_one(name=user)
+                if found is None:
+                    raise
+                if list(found.s3_policies_ids) != [pol.id]:
+                    client.users.update(found.id, s3_policies_ids=[pol.id])
+                    if undo.pending():
+                        # an attached policy cannot be deleted: undo detaches before it deletes
+                        attached_user = found.id
+                        undo.push(
+                            "policy-attachment",
+                            lambda: client.users.update(attached_user, s3_policies_ids=[]),
+                            made=False,
+                        )
+            else:
+                # deleting the user also drops its keys and the attachment (undo runs in reverse)
+                user_id = found.id
+                undo.push("user", lambda: client.users.delete(user_id, missing_ok=True))
             # Keys whose secret we never stored (a crash after minting) are useless: remove them
             # so exactly one key per principal exists.
             for stale in found.access_keys:
@@ -522,6 +607,7 @@ class Provisioner:
                 "fingerprint": fp,
                 "backend": backend,
                 "user_id": found.id,
+                "policy_id": pol.id,
                 "access_key": pair.access_key,
                 "secret_key": pair.secret_key.get_secret_value(),
                 "buckets": sorted(b for b, _ in grants),
@@ -554,14 +640,22 @@ class Provisioner:
         with self.inflight.claim(f"access:{account_id}", "revoke", f"access {account_id}"):
             record = self.store.get("access", account_id) or {}
             client = self.backends.client(record.get("backend") or DEFAULT)
-            found = client.users.find_one(name=account_id)
-            if found is not None:
-                # Keys first: access ends at the first step, whatever fails later.
-                for key in found.access_keys:
-                    client.users.delete_access_key(found.id, key.key, missing_ok=True)
-                client.users.delete(found.id, missing_ok=True)
-            pol = client.s3policies.find_one(name=naming.policy_name(account_id))
-            if pol is not None:
-                client.s3policies.delete(pol.id, missing_ok=True)
+            user_gone = policy_gone = False
+            if record.get("user_id") is not None:
+                # Ids on record: three deletes, no lookups. Key first: access ends at step one.
+                client.users.delete_access_key(record["user_id"], record["access_key"], missing_ok=True)
+                user_gone = client.users.delete(record["user_id"], missing_ok=True)
+                if record.get("policy_id") is not None:
+                    policy_gone = client.s3policies.delete(record["policy_id"], missing_ok=True)
+            if not user_gone:  # no record, or the record was stale: find by name
+                found = client.users.find_one(name=account_id)
+                if found is not None:
+                    for key in found.access_keys:
+                        client.users.delete_access_key(found.id, key.key, missing_ok=True)
+                    client.users.delete(found.id, missing_ok=True)
+            if not policy_gone:
+                pol = client.s3policies.find_one(name=naming.policy_name(account_id))
+                if pol is not None:
+                    client.s3policies.delete(pol.id, missing_ok=True)
             self.store.delete("access", account_id)
             log.info("access revoked", extra={"user": account_id})

@@ -12,11 +12,16 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+import threading
 from urllib.parse import quote, urlsplit
 
 import requests
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+
+
+class ProbeDenied(RuntimeError):
+    """The key was refused (unknown key id or no permission)."""
 
 
 def _sign(key: bytes, msg: str) -> bytes:
@@ -65,6 +70,17 @@ def signed_get(
     return f"{parts.scheme}://{host}{path}?{canonical_query}", out
 
 
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """One keep-alive session per thread (a fresh TCP connection per probe costs more than the probe)."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+    return session
+
+
 def bucket_has_objects(
     endpoint: str,
     bucket: str,
@@ -77,9 +93,11 @@ def bucket_has_objects(
     url, headers = signed_get(
         endpoint, bucket, {"list-type": "2", "max-keys": "1"}, access_key, secret_key, region
     )
-    resp = requests.get(url, headers=headers, timeout=timeout, verify=verify)
+    resp = _session().get(url, headers=headers, timeout=timeout, verify=verify)
     if resp.status_code == 404:
         return False
+    if resp.status_code == 403:
+        raise ProbeDenied(f"S3 refused the listing of {bucket}")
     if resp.status_code != 200:
         raise RuntimeError(f"S3 list of {bucket} answered {resp.status_code}")
     count = re.search(r"<KeyCount>(\d+)</KeyCount>", resp.text)
