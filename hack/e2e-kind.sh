@@ -125,7 +125,8 @@ say "helm install vms-mock"
 say "helm install kubevast-csi-block (attach backend: $backend)"
 block_args=(--set "node.attachBackend=$backend" --set vms.existingSecret=vms-mock-credentials
             --set node.hostNetwork=false
-            --set "controller.targetAddresses=vms-mock-nvme.$namespace.svc:4420")
+            --set "controller.targetAddresses=vms-mock-nvme.$namespace.svc:4420"
+            --set controller.subsystem=block-default)  # the BLOCK view of vms-mock's built-in seed
 if [ "$backend" = loop ]; then block_args+=(--set node.loopBackingDir=/var/lib/vms-mock/block); fi
 "$helm" upgrade --install kubevast-csi-block charts/kubevast-csi-block "${common[@]}" "${block_args[@]}"
 
