@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 
 from tests.conftest import ROOT, require_tool
 from tests.packaging._helm import venv_tool
@@ -82,3 +84,23 @@ def test_image_has_every_host_command_the_node_plugin_runs() -> None:
     for cmd in sorted(used):
         pkg = HOST_TOOL_PACKAGES[cmd]
         assert not pkg or pkg in installed, f"{cmd} needs Debian package {pkg} in the runtime image"
+
+
+def test_e2e_kind_script_documents_itself_and_refuses_without_docker(tmp_path: Path) -> None:
+    script = ROOT / "hack" / "e2e-kind.sh"
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30, check=False)
+    assert usage.returncode == 0 and "Usage: hack/e2e-kind.sh" in usage.stdout
+    bad = subprocess.run([str(script), "--bogus"], capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode == 2 and "unknown argument --bogus" in bad.stderr
+    # A PATH holding only what the script needs before its checks: it stops before touching anything.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("bash", "dirname"):
+        found = shutil.which(name)
+        assert found, name
+        (tools / name).symlink_to(found)
+    env = {"PATH": str(tools), "HOME": str(tmp_path)}
+    no_docker = subprocess.run([str(script)], capture_output=True, text=True, timeout=30, check=False,
+                               env=env)
+    assert no_docker.returncode == 1, no_docker.stderr
+    assert "docker not found" in no_docker.stderr
