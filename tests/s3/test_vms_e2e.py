@@ -4,6 +4,7 @@ VMS REST API, then boto3 against the S3 port the ready file names."""
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -97,3 +98,26 @@ def test_quota_versioning_and_restart_through_vms_mock(vms_server):
     c = _client(vms, keys)
     assert c.get_object(Bucket="e2e-versioned", Key="k")["Body"].read() == b"b" * 1000
     assert len(c.list_object_versions(Bucket="e2e-versioned")["Versions"]) == 2
+
+
+def test_capacity_is_counted_and_released_by_folder_delete(vms_server):
+    vms = vms_server
+
+    def in_use() -> int:
+        return int(_ok(vms.api("GET", "clusters/"))[0]["logical_space_in_use"])
+
+    baseline = in_use()
+    _uid, keys = _user(vms, "e2e-dave")
+    view = _bucket_view(vms, "e2e-trash", "e2e-dave")
+    c = _client(vms, keys)
+    c.put_object(Bucket="e2e-trash", Key="a", Body=b"x" * 10_000)
+    c.put_object(Bucket="e2e-trash", Key="b", Body=b"y" * 5_000)
+    assert in_use() == baseline + 15_000
+    c.delete_object(Bucket="e2e-trash", Key="b")
+    assert in_use() == baseline + 10_000
+    _ok(vms.api("DELETE", f"views/{view['id']}/"))
+    _ok(vms.api("DELETE", "folders/delete_folder/", json={"path": "/s3/e2e-trash"}))
+    deadline = time.monotonic() + 10  # the release is delivered to the S3 loop asynchronously
+    while in_use() != baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert in_use() == baseline

@@ -162,6 +162,27 @@ class S3App:
     def close(self) -> None:
         self.stores.close()
 
+    def open_existing_buckets(self) -> None:
+        """Open the index of every bucket view that has one, so its bytes are known if its
+        folder is deleted later (see folder_deleted)."""
+        for view in self.directory.list_bucket_views():
+            try:
+                root = self.directory.fs_path(view.path)
+                if (root / ".s3" / "meta.sqlite3").exists():
+                    self.stores.get(root)
+            except (OSError, ValueError):
+                log.warning("cannot open the S3 index of a bucket", extra={"bucket": view.bucket})
+
+    def folder_deleted(self, path: str) -> None:
+        """The folder-delete API removed ``path``: release the capacity its objects held."""
+        try:
+            freed = self.stores.release_under(self.directory.fs_path(path))
+        except ValueError:
+            return
+        if freed:
+            self.directory.report_s3_usage(-freed)
+            log.info("released S3 capacity of a deleted folder", extra={"path": path, "bytes": freed})
+
     # -- addressing and auth ---------------------------------------------------------------
     def _address(self, req: Request) -> Ctx:
         path = unquote(req.raw_path)

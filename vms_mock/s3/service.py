@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,21 @@ def _as_directory(core: Any) -> S3Directory:
     return CoreApiDirectory(core)
 
 
+def _follow_folder_deletes(core: Any, app: S3App) -> None:
+    """Release capacity when the VMS folder-delete API removes a bucket's directory."""
+    subscribe = getattr(core, "subscribe", None)
+    if subscribe is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_event(event: str, payload: dict[str, Any]) -> None:
+        if event == "folder.deleted" and payload.get("path"):
+            # Called in the committing thread; the stores belong to the loop thread.
+            loop.call_soon_threadsafe(app.folder_deleted, str(payload["path"]))
+
+    subscribe(on_event)
+
+
 def _ssl_context(tls: Any) -> ssl.SSLContext | None:
     """Accept an SSLContext, or vms_mock.tls.TlsFiles (cert_file/key_file), or None."""
     if tls is None or isinstance(tls, ssl.SSLContext):
@@ -63,6 +79,8 @@ async def start_s3(core: Any, host: str, port: int, tls: Any = None,
     directory = _as_directory(core)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
     app = S3App(directory, pool, region=region, virtual_host_suffixes=virtual_host_suffixes)
+    app.open_existing_buckets()
+    _follow_folder_deletes(core, app)
     server = HttpServer(app.handle, app.render_error)
     ctx = _ssl_context(tls)
     await server.start(host, port, ctx)

@@ -485,6 +485,16 @@ class StoreRegistry:
         self._stores[root] = store
         return store
 
+    def release_under(self, root: Path) -> int:
+        """Forget the stores at or under ``root`` (their directory was deleted); their bytes."""
+        freed = 0
+        for path in [p for p in self._stores if p == root or root in p.parents]:
+            store = self._stores.pop(path)
+            with contextlib.suppress(sqlite3.Error):
+                freed += store.usage()  # the open connection still reads the unlinked file
+            store.close()
+        return freed
+
     def close(self) -> None:
         for store in self._stores.values():
             store.close()
