@@ -44,7 +44,9 @@ TARGET_RSS_MB = 300.0
 
 # ---------------------------------------------------------------- server process
 
-def vms_mock_command() -> list[str]:
+def vms_mock_command(override: str | None = None) -> list[str]:
+    if override:
+        return override.split()
     script = Path(sys.executable).with_name("vms-mock")
     if script.exists():
         return [str(script)]
@@ -55,11 +57,11 @@ def vms_mock_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def vms_mock_process(data_dir: Path,
-                     extra: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+def vms_mock_process(data_dir: Path, extra: list[str],
+                     command: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
     ready = data_dir.parent / "ready.json"
     log_path = data_dir.parent / "vms-mock.log"
-    cmd = [*vms_mock_command(), "--data-dir", str(data_dir), "--host", "127.0.0.1",
+    cmd = [*command, "--data-dir", str(data_dir), "--host", "127.0.0.1",
            "--api-port", "0", "--s3-port", "0", "--nvme-port", "0", "--discovery-port", "0",
            "--ready-file", str(ready), "--log-format", "text", *extra]
     with open(log_path, "wb") as log:
@@ -185,7 +187,7 @@ def fill(client: VmsClient, kind: str, start: int, stop: int, threads: int, subs
 
     def one(i: int) -> None:
         if kind == "views":
-            res.create(ViewCreate(path=f"/{prefix}/v{i}", protocols=["NFS"]))
+            res.create(ViewCreate(path=f"/{prefix}/v{i}", protocols=["NFS"], create_dir=True))
         else:
             res.create(VolumeCreate(name=f"/{prefix}/vol{i}", view_id=subsystem_id, size=GIB))
 
@@ -233,10 +235,11 @@ def main() -> int:
     ap.add_argument("--list-rounds", type=int, default=10, help="full listings per kind")
     ap.add_argument("--lookups", type=int, default=300, help="filtered lookups per kind")
     ap.add_argument("--username", default=os.environ.get("VMS_USERNAME", "admin"))
-    ap.add_argument("--password", default=os.environ.get("VMS_PASSWORD", "123456"))
+    ap.add_argument("--password", default=os.environ.get("VMS_PASSWORD", "admin"))
     ap.add_argument("--keep", action="store_true", help="keep the data dir")
     ap.add_argument("--quick", action="store_true", help="small counts (smoke run; figures not comparable)")
     ap.add_argument("--server-arg", action="append", default=[], help="extra vms-mock argument")
+    ap.add_argument("--vms-mock-cmd", help="command that starts vms-mock (default: the venv's vms-mock)")
     args = ap.parse_args()
     if args.quick:
         args.ops, args.list_objects, args.rss_objects, args.list_rounds, args.lookups = 200, 1500, 4000, 3, 50
@@ -245,9 +248,11 @@ def main() -> int:
     data_dir = tmp / "data"
     data_dir.mkdir()
     rec = LatencyRecorder()
-    print(f"vms-mock data dir: {data_dir}  (python {sys.version.split()[0]}, {os.cpu_count()} cpus)")
+    print(f"vms-mock data dir: {data_dir}  (python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
+          f"load average {os.getloadavg()[0]:.1f})")
     try:
-        with vms_mock_process(data_dir, ["--capacity", "1EiB", *args.server_arg]) as (proc, info):
+        with vms_mock_process(data_dir, ["--capacity", "1024TiB", *args.server_arg],
+                              vms_mock_command(args.vms_mock_cmd)) as (proc, info):
             pid = int(info.get("pid") or proc.pid)
             client = VmsClient(VmsConfig(endpoint=info["api_url"], username=args.username,
                                          password=args.password, ca_bundle=info.get("ca_file") or None,
