@@ -17,9 +17,7 @@ from . import identify as idf
 from . import wire as w
 from .controller import Controller, Response
 from .metrics import COMMANDS, FATAL
-from .stream import PduStream
-
-Buffer = bytes | bytearray | memoryview
+from .stream import Buffer, PduStream
 
 if TYPE_CHECKING:
     from .target import NvmeTarget
@@ -44,8 +42,8 @@ class QueueConnection:
         self.target = target
         self.stream = stream
         self.port_kind = port_kind  # "io" or "discovery"
-        self.peer = stream.extra("peername")
-        sock = stream.extra("sockname")
+        self.peer = stream.peername
+        sock = stream.sockname
         self.local_addr: str = str(sock[0]) if isinstance(sock, tuple) else "127.0.0.1"
         self.hdgst = False
         self.ddgst = False
@@ -92,12 +90,9 @@ class QueueConnection:
         if self.closed:
             return
         async with self._send_lock:
-            try:
-                for part in parts:  # no await in between: PDUs never interleave
-                    self.stream.write(part)
-                await self.stream.drain()
-            except ConnectionError:
-                pass  # the read loop sees the closed connection and cleans up
+            # on a broken connection the read loop sees it too and cleans up
+            with contextlib.suppress(ConnectionError):
+                await self.stream.send(parts)
 
     async def respond(self, cid: int, resp: Response) -> None:
         parts: list[Buffer] = []
@@ -126,8 +121,8 @@ class QueueConnection:
         hdr = w.header(w.C2H_TERM_REQ, 0, 24, 0, 24 + len(body)) + tail
         with contextlib.suppress(Exception):
             async with self._send_lock:
-                self.stream.write(hdr + body)
-                await asyncio.wait_for(self.stream.drain(), 2)
+                await self.stream.send([hdr + body])
+                await asyncio.wait_for(self.stream.flush(), 2)
 
     # --- receiving -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -208,8 +203,7 @@ class QueueConnection:
         resp = bytearray(128)
         struct.pack_into("<BBBBIHBBI", resp, 0, w.ICRESP, 0, 128, 0, 128, 0, 0, dgst & 3, MAXH2CDATA)
         async with self._send_lock:
-            self.stream.write(bytes(resp))
-            await self.stream.drain()
+            await self.stream.send([bytes(resp)])
         return body
 
     def _on_capsule(self, cmd: w.Command, data: bytes, data_ok: bool) -> None:
@@ -325,7 +319,9 @@ class QueueConnection:
         return Response(w.INVALID_OPCODE)
 
     async def _close_after_response(self) -> None:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)  # let the response be queued first
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.stream.flush(), 2)
         await self.close()
 
     async def close(self) -> None:

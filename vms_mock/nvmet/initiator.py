@@ -68,14 +68,12 @@ class InitiatorQueue:
     @classmethod
     async def open(cls, host: str, port: int, *, hdgst: bool = False, ddgst: bool = False,
                    hpda: int = 0, timeout: float = 10) -> InitiatorQueue:
-        loop = asyncio.get_running_loop()
-        _transport, stream = await asyncio.wait_for(loop.create_connection(PduStream, host, port), timeout)
+        stream = await asyncio.wait_for(PduStream.connect(host, port), timeout)
         q = cls(stream, hdgst, ddgst)
         icreq = bytearray(128)
         struct.pack_into("<BBBBIHBBI", icreq, 0, w.ICREQ, 0, 128, 0, 128, 0, hpda,
                          (1 if hdgst else 0) | (2 if ddgst else 0), 0)
-        stream.write(bytes(icreq))
-        await stream.drain()
+        await stream.send([bytes(icreq)])
         resp = await asyncio.wait_for(stream.readexactly(128), timeout)
         ptype, _f, hlen, _pdo, plen = w.COMMON.unpack_from(resp)
         if ptype != w.ICRESP or hlen != 128 or plen != 128:
@@ -109,9 +107,7 @@ class InitiatorQueue:
     async def send_raw(self, *parts: bytes | bytearray | memoryview) -> None:
         """Write bytes as they are (also used for malformed-PDU tests)."""
         async with self._lock:
-            for part in parts:
-                self.stream.write(part)
-            await self.stream.drain()
+            await self.stream.send(parts)
 
     async def submit(self, opcode: int, *, nsid: int = 0, cdws: dict[int, int] | None = None,
                      fctype: int | None = None, write_data: bytes = b"", read_len: int = 0,
@@ -197,11 +193,9 @@ class InitiatorQueue:
             while pos < end:
                 n = min(self.maxh2cdata, end - pos)
                 last = w.FLAG_DATA_LAST if pos + n == end else 0
-                for part in self._frame_parts(w.H2C_DATA, last, w.DATA_HDR.pack(cid, ttag, pos, n),
-                                              view[pos:pos + n]):
-                    self.stream.write(part)
+                await self.stream.send(self._frame_parts(w.H2C_DATA, last, w.DATA_HDR.pack(cid, ttag, pos, n),
+                                                         view[pos:pos + n]))
                 pos += n
-            await self.stream.drain()
 
     async def wait_closed(self, timeout: float = 5) -> BaseException | None:
         """Wait until the target closes this connection; returns why (e.g. TermReqReceived)."""

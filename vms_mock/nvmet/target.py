@@ -5,7 +5,6 @@ namespace change notification and keep-alive enforcement.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -17,7 +16,7 @@ from .connection import QueueConnection
 from .controller import Controller, Response
 from .metrics import CONNECTIONS, CONTROLLERS
 from .provider import NamespaceProvider
-from .stream import PduStream
+from .stream import PduStream, serve
 
 log = logging.getLogger("vms_mock.nvmet")
 
@@ -43,7 +42,6 @@ class NvmeTarget:
         self.poll_interval = poll_interval
         self.ports: dict[str, int] = {}
         self.controllers: dict[int, Controller] = {}
-        self._servers: list[asyncio.AbstractServer] = []
         self._conns: set[QueueConnection] = set()
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self._next_cntlid = 1
@@ -52,13 +50,11 @@ class NvmeTarget:
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         for kind in ("io", "discovery"):
-            server = await loop.create_server(
-                functools.partial(PduStream, functools.partial(self._accepted, kind=kind)),
-                self.host, self.want_ports[kind])
-            self._servers.append(server)
-            self.ports[kind] = server.sockets[0].getsockname()[1]
+            lsock, accept_task = await serve(self.host, self.want_ports[kind],
+                                             functools.partial(self._serve, kind=kind))
+            self._bg.append(accept_task)
+            self.ports[kind] = lsock.getsockname()[1]
         self._seq = self.provider.change_seq()
         self._bg.append(asyncio.create_task(self._watch()))
         log.info("NVMe/TCP target listening", extra={"host": self.host, **self.ports})
@@ -67,22 +63,21 @@ class NvmeTarget:
         for task in self._bg:
             task.cancel()
         self._bg = []
-        for server in self._servers:
-            server.close()
         for conn in list(self._conns):
             await conn.close()
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 2)
+        if self._conn_tasks:
+            await asyncio.wait(list(self._conn_tasks), timeout=2)
         self.blockio.close()
 
-    def _accepted(self, stream: PduStream, kind: str) -> None:
+    async def _serve(self, stream: PduStream, kind: str) -> None:
         conn = QueueConnection(self, stream, kind)
         self._conns.add(conn)
         CONNECTIONS.inc()
-        task = asyncio.get_running_loop().create_task(conn.run())
-        self._conn_tasks.add(task)
-        task.add_done_callback(self._conn_tasks.discard)
+        task = asyncio.current_task()
+        if task is not None:
+            self._conn_tasks.add(task)
+            task.add_done_callback(self._conn_tasks.discard)
+        await conn.run()
 
     def connection_closed(self, conn: QueueConnection) -> None:
         if conn in self._conns:
