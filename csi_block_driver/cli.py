@@ -136,11 +136,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.add_argument(
         "--hostnqn-file",
+        "--host-nqn-file",
+        dest="hostnqn_file",
         default="/etc/nvme/hostnqn",
         help="host NQN file = node id; generated and persisted when missing",
     )
+    node.add_argument(
+        "--node-name",
+        default=_env("NODE_NAME"),
+        help="Kubernetes node name (env NODE_NAME); only logged - the node id is the host NQN",
+    )
     node.add_argument("--hostid-file", default=None, help="host ID file (default: hostid next to hostnqn)")
-    node.add_argument("--max-volumes-per-node", type=int, default=0, help="0 = no limit")
+    p.add_argument(
+        "--max-volumes-per-node",
+        type=int,
+        default=0,
+        help="volumes one node may have attached (node: reported in NodeGetInfo and enforced at "
+        "stage; controller: enforced at publish per block host); 0 = no limit",
+    )
     node.add_argument("--default-fs-type", choices=["ext4", "xfs"], default="ext4")
     node.add_argument(
         "--nvme-ctrl-loss-tmo",
@@ -243,7 +256,9 @@ def build_node(ns: argparse.Namespace) -> tuple[Any, Callable[[], list[str]]]:
         backend,
         Mounter(runner),
     )
-    log.info("node identity", extra={"node_id": nqn, "attach_backend": backend.name})
+    log.info(
+        "node identity", extra={"node_id": nqn, "node_name": ns.node_name, "attach_backend": backend.name}
+    )
     for problem in service.recover():
         log.warning("re-stage problem", extra={"problem": problem})
     return service, backend.prerequisites
@@ -253,7 +268,9 @@ def build_controller(ns: argparse.Namespace) -> tuple[Any, Callable[[], list[str
     from csi_block_driver.controller import ControllerConfig, ControllerService
     from vms_client import VmsClient
 
-    client = VmsClient(vms_config(ns))
+    config = vms_config(ns)
+    client = VmsClient(config)
+    probe_client = VmsClient(config.model_copy(update={"retries": 0, "timeout": 5.0, "connect_timeout": 2.0}))
     targets = [a.strip() for a in (ns.target_addresses or "").split(",") if a.strip()]
     cfg = ControllerConfig(
         subsystem=ns.subsystem,
@@ -264,8 +281,9 @@ def build_controller(ns: argparse.Namespace) -> tuple[Any, Callable[[], list[str
         nvme_port=ns.nvme_port,
         default_size=ns.default_volume_size,
         vtask_timeout=ns.vtask_timeout,
+        max_volumes_per_node=ns.max_volumes_per_node,
     )
-    service = ControllerService(client, cfg)
+    service = ControllerService(client, cfg, probe_client)
     return service, service.probe
 
 

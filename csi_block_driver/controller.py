@@ -35,6 +35,7 @@ from csi_block_driver.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    ResourceExhausted,
     Unavailable,
 )
 from csi_block_driver.locks import KeyedMutex, VolumeLocks
@@ -61,6 +62,7 @@ class ControllerConfig:
     nvme_port: int = 4420
     default_size: int = 1 << 30
     vtask_timeout: float = 60.0
+    max_volumes_per_node: int = 0
 
 
 def _require(value: str, name: str) -> str:
@@ -117,8 +119,12 @@ def _addresses(ip_ranges: list[list[str]], port: int) -> list[str]:
 
 
 class ControllerService(csi_pb2_grpc.ControllerServicer):
-    def __init__(self, client: VmsClient, config: ControllerConfig) -> None:
+    def __init__(
+        self, client: VmsClient, config: ControllerConfig, probe_client: VmsClient | None = None
+    ) -> None:
         self.vms = client
+        # Probe answers fast: its own client does not retry an unreachable VMS for minutes.
+        self.probe_vms = probe_client or client
         self.cfg = config
         self.name_locks = KeyedMutex()
         self.volume_locks = VolumeLocks()
@@ -131,7 +137,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
 
     def probe(self) -> list[str]:
         try:
-            self.vms.versions.current()
+            self.probe_vms.versions.current()
         except vms.VmsError as exc:
             return [f"VMS is not reachable: {exc}"]
         return []
@@ -428,6 +434,13 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
             host = self._host(node_id, vol.tenant_id, create=True)
             assert host is not None
             mapped = self._mapped_hosts(vol.id)
+            if host.id not in mapped and self.cfg.max_volumes_per_node:
+                on_host = self.vms.blockhostvolumes.list(block_host__id=host.id)
+                if len(on_host) >= self.cfg.max_volumes_per_node:
+                    raise ResourceExhausted(
+                        f"node {node_id} already has {len(on_host)} volumes attached "
+                        f"(limit {self.cfg.max_volumes_per_node})"
+                    )
             if host.id not in mapped:
                 others = [h for h in mapped if h != host.id]
                 if others and request.volume_capability.access_mode.mode in capability.SINGLE_NODE_MODES:

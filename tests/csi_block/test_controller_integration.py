@@ -477,3 +477,20 @@ def test_controller_killed_mid_create_then_retried_makes_one_volume(tmp_path: Pa
             assert vms_volumes(vms) == []
         finally:
             drv.stop()
+
+
+def test_probe_follows_vms_reachability(tmp_path: Path) -> None:
+    vms = VmsProcess(tmp_path / "vms", s3=False, nvme=False)
+    vms.start()
+    try:
+        with DriverProcess(tmp_path / "drv", vms, mode="controller") as drv:
+            assert drv.identity.Probe(csi_pb2.ProbeRequest()).ready.value
+            caps = drv.identity.GetPluginCapabilities(csi_pb2.GetPluginCapabilitiesRequest()).capabilities
+            assert csi_pb2.PluginCapability.Service.CONTROLLER_SERVICE in [c.service.type for c in caps]
+            vms.stop()
+            t0 = time.monotonic()
+            code, msg = code_of(drv.identity.Probe, csi_pb2.ProbeRequest())
+            assert code == grpc.StatusCode.FAILED_PRECONDITION and "VMS is not reachable" in msg
+            assert time.monotonic() - t0 < 15, "a probe must answer quickly when the VMS is down"
+    finally:
+        vms.stop()

@@ -313,3 +313,25 @@ def test_probe_fails_when_backing_dir_is_gone(tmp_path: Path) -> None:
 
     with pytest.raises(FailedPrecondition, match="loop backing dir"):
         ident.Probe(csi_pb2.ProbeRequest(), None)
+
+
+def test_volume_condition_reports_a_lost_mount(env: NodeEnv) -> None:
+    vid, ctx = env.new_volume(64 * MiB)
+    staging = _stage(env, vid, ctx, mount_cap("ext4"))
+    target = str(env.root / "pods" / "c")
+    env.node.NodePublishVolume(
+        csi_pb2.NodePublishVolumeRequest(
+            volume_id=vid,
+            staging_target_path=staging,
+            target_path=target,
+            volume_capability=mount_cap(),
+            publish_context=ctx,
+        )
+    )
+    req = csi_pb2.NodeGetVolumeStatsRequest(volume_id=vid, volume_path=target)
+    assert not env.node.NodeGetVolumeStats(req).volume_condition.abnormal
+    os.system(f"umount {target}")  # someone unmounted it behind the plugin's back
+    cond = env.node.NodeGetVolumeStats(req).volume_condition
+    assert cond.abnormal and "not mounted" in cond.message
+    env.node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id=vid, target_path=target))
+    env.node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(volume_id=vid, staging_target_path=staging))

@@ -101,3 +101,64 @@ def test_socket_path() -> None:
     assert socket_path("unix:/tmp/x.sock") == "/tmp/x.sock"
     with pytest.raises(ValueError):
         socket_path("tcp://127.0.0.1:1")
+
+
+def test_backend_names_are_deterministic_hashed_and_never_collide() -> None:
+    from csi_block_driver import naming
+
+    a = naming.backend_name("csi", "pvc-" + "a" * 124)
+    b = naming.backend_name("csi", "pvc-" + "a" * 123 + "b")
+    assert a != b, "names differing only past the readable part must not collide"
+    assert a == naming.backend_name("csi", "pvc-" + "a" * 124)
+    assert naming.is_backend_name("csi", a) and len(a) < 64
+    assert naming.is_backend_name("csi", naming.backend_name("csi", "Ünïcødé ☃ name"))
+    assert naming.parse_volume_id(naming.volume_id(7, "3f1c2a9e-8b7d-4e21-9c3a-5d6e7f8a9b0c")) == (
+        7,
+        "3f1c2a9e-8b7d-4e21-9c3a-5d6e7f8a9b0c",
+    )
+    assert naming.parse_volume_id("fake-vol-id") is None
+    assert naming.parse_snapshot_id("12:" + "0" * 16) == (12, "0" * 16)
+
+
+def test_parameters_validation() -> None:
+    from csi_block_driver import params
+
+    p = params.volume_params(
+        {"subsystem": "s", "fsType": "xfs", "csi.storage.k8s.io/pvc/name": "x"},
+        {"qosPolicy": "gold"},
+        default_subsystem="d",
+        default_group="csi",
+    )
+    assert (p.subsystem, p.fs_type, p.qos_policy, p.volume_group) == ("s", "xfs", "gold", "csi")
+    with pytest.raises(InvalidArgument, match="'size', 'zone'"):
+        params.volume_params({"zone": "a", "size": "1"}, {}, default_subsystem="d", default_group="csi")
+    with pytest.raises(InvalidArgument, match="mutable_parameters"):
+        params.volume_params({}, {"XXX_FakeKey": "v"}, default_subsystem="d", default_group="csi")
+    with pytest.raises(InvalidArgument, match="volumeGroup"):
+        params.volume_params({"volumeGroup": "a/b"}, {}, default_subsystem="d", default_group="csi")
+
+
+def test_capacity_range_rules() -> None:
+    from csi_block_driver.controller import ALIGN, size_for
+    from csi_block_driver.errors import OutOfRange
+
+    cr = csi_pb2.CapacityRange
+    assert size_for(None, 1 << 30) == 1 << 30
+    assert size_for(cr(required_bytes=10 * ALIGN, limit_bytes=10 * ALIGN), 1) == 10 * ALIGN
+    assert size_for(cr(required_bytes=1), 1 << 30) == ALIGN
+    assert size_for(cr(limit_bytes=8 * ALIGN), 1 << 30) == 8 * ALIGN
+    assert size_for(cr(required_bytes=ALIGN + 1, limit_bytes=3 * ALIGN), 1) == 2 * ALIGN
+    with pytest.raises(OutOfRange):
+        size_for(cr(required_bytes=ALIGN + 1, limit_bytes=ALIGN + 100), 1)
+    with pytest.raises(InvalidArgument, match="exceeds limit_bytes"):
+        size_for(cr(required_bytes=2 * ALIGN, limit_bytes=ALIGN), 1)
+    with pytest.raises(InvalidArgument, match="negative"):
+        size_for(cr(required_bytes=-1), 1)
+
+
+def test_vip_ranges_become_target_addresses() -> None:
+    from csi_block_driver.controller import _addresses
+
+    assert _addresses([["10.0.0.1", "10.0.0.3"]], 4420) == ["10.0.0.1:4420", "10.0.0.2:4420", "10.0.0.3:4420"]
+    assert _addresses([["fd00::1", "fd00::2"]], 4420) == ["[fd00::1]:4420", "[fd00::2]:4420"]
+    assert len(_addresses([["10.0.0.1", "10.0.255.255"]], 1)) == 8
