@@ -75,6 +75,10 @@ class AccessInfo:
         return f"AccessInfo(account_id={self.account_id!r}, access_key_id={self.access_key_id!r})"
 
 
+def _janitor_name(backend: str, owner: str, tenant_id: int | None) -> str:
+    return f"{backend}.{owner}.{'t' + str(tenant_id) if tenant_id is not None else 'any'}".lower()
+
+
 def check_id(what: str, value: str) -> None:
     if not value:
         raise InvalidArgument(f"{what} is required")
@@ -140,15 +144,37 @@ class Provisioner:
 
         return int(self._cached((backend, kind, name, tuple(sorted(scope.items()))), load))
 
+    def _qos_id(self, client: Any, backend: str, name: str, scope: dict[str, Any]) -> int:
+        """QoS policies may be tenant-scoped or cluster-wide: prefer the tenant's."""
+        if scope:
+            try:
+                return self._id_of(client, backend, "qospolicies", name, **scope)
+            except InvalidArgument:
+                pass
+        return self._id_of(client, backend, "qospolicies", name)
+
     def _tenant_id(self, client: Any, backend: str, params: BucketParams) -> int | None:
         tenant = params.tenant or self.backends.default_tenant(backend)
-        if not tenant:
+        if tenant:
+            try:
+                return self._id_of(client, backend, "tenants", tenant)
+            except Exception as exc:
+                # A tenant-scoped principal (X-Tenant-Name) may not list tenants; the VMS then
+                # scopes everything it does to that tenant anyway.
+                if type(exc).__name__ in ("PermissionDenied", "Unauthorized") and not params.tenant:
+                    return None
+                raise
+        # No tenant configured: VAST puts such objects in the tenant named "default". Resolve it
+        # so owner lookups are scoped (a same-named owner in another tenant must not count).
+        try:
+            return self._id_of(client, backend, "tenants", "default")
+        except InvalidArgument:
             return None
-        return self._id_of(client, backend, "tenants", tenant)
 
     def _ensure_owner(self, client: Any, backend: str, owner: str, tenant_id: int | None) -> None:
         def load() -> bool:
-            if client.users.find_one(name=owner) is None:
+            scope = {"tenant_id": tenant_id} if tenant_id is not None else {}
+            if client.users.find_one(name=owner, **scope) is None:
                 fields: dict[str, Any] = {"name": owner, "uid": naming.uid_for(owner)}
                 if tenant_id is not None:
                     fields["tenant_id"] = tenant_id
@@ -202,9 +228,7 @@ class Provisioner:
                 if params.view_policy
                 else None
             )
-            qos_id = (
-                self._id_of(client, backend, "qospolicies", params.qos_policy) if params.qos_policy else None
-            )
+            qos_id = self._qos_id(client, backend, params.qos_policy, scope) if params.qos_policy else None
             owner = params.bucket_owner or self.defaults.bucket_owner
             if not params.bucket_owner:
                 self._ensure_owner(client, backend, owner, tenant_id)
@@ -383,7 +407,7 @@ class Provisioner:
                     )
             if view_id is not None:
                 if not force:
-                    self._refuse_if_not_empty(client, backend, bucket_id, owner_name, record)
+                    self._refuse_if_not_empty(client, backend, bucket_id, owner_name, tenant_id, record)
                 try:
                     client.views.delete(view_id, missing_ok=True)
                 except Exception as exc:
@@ -423,7 +447,9 @@ class Provisioner:
     def _emptiness_checked(self, record: Mapping[str, Any]) -> bool:
         return bool(self._s3_endpoint(record))
 
-    def _probe_key(self, client: Any, backend: str, owner_name: str) -> tuple[int, str, str, bool] | None:
+    def _probe_key(
+        self, client: Any, backend: str, owner_name: str, tenant_id: int | None
+    ) -> tuple[int, str, str, bool] | None:
         """(owner id, key, secret, keep) for listing a bucket as its owner.
 
         The driver's own bucket owner keeps one long-lived key in the key store (minting a key
@@ -431,10 +457,12 @@ class Provisioner:
         it only ever gets a key for the one probe, deleted right after."""
         mine = owner_name == self.defaults.bucket_owner
         if mine:
-            rec = self.store.get("janitor", f"{backend}.{owner_name}")
+            rec = self.store.get("janitor", _janitor_name(backend, owner_name, tenant_id))
             if rec:
                 return int(rec["user_id"]), rec["access_key"], rec["secret_key"], True
-        owner = client.users.find_one(name=owner_name)
+        owner = client.users.find_one(
+            name=owner_name, **({"tenant_id": tenant_id} if tenant_id is not None else {})
+        )
         if owner is None:
             return None
         pair = client.users.create_access_key(owner.id)
@@ -442,13 +470,19 @@ class Provisioner:
         if mine:
             self.store.put(
                 "janitor",
-                f"{backend}.{owner_name}",
+                _janitor_name(backend, owner_name, tenant_id),
                 {"user_id": owner.id, "access_key": pair.access_key, "secret_key": secret},
             )
         return int(owner.id), pair.access_key, secret, mine
 
     def _refuse_if_not_empty(
-        self, client: Any, backend: str, bucket_id: str, owner_name: str | None, record: Mapping[str, Any]
+        self,
+        client: Any,
+        backend: str,
+        bucket_id: str,
+        owner_name: str | None,
+        tenant_id: int | None,
+        record: Mapping[str, Any],
     ) -> None:
         endpoint = self._s3_endpoint(record)
         if not endpoint or not owner_name:
@@ -459,7 +493,7 @@ class Provisioner:
             return
         region = str(record.get("region") or self.defaults.region)
         for attempt in (1, 2):
-            probe = self._probe_key(client, backend, owner_name)
+            probe = self._probe_key(client, backend, owner_name, tenant_id)
             if probe is None:
                 return
             owner_id, key, secret, keep = probe
@@ -470,7 +504,7 @@ class Provisioner:
                 break
             except s3probe.ProbeDenied:
                 # the kept key was removed behind our back: forget it and mint another, once
-                self.store.delete("janitor", f"{backend}.{owner_name}")
+                self.store.delete("janitor", _janitor_name(backend, owner_name, tenant_id))
                 if attempt == 2 or not keep:
                     raise BackendUnavailable(
                         f"the bucket owner {owner_name} may not list {bucket_id}"
