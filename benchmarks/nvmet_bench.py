@@ -8,7 +8,7 @@ Runs, on one backing file in --dir (same disk for every row):
 The target itself does buffered I/O and fsyncs on Flush/FUA, so "file buffered" is its fair
 ceiling and "file O_DIRECT" the device's. Page cache of the file is dropped before read runs.
 
-    .venv/bin/python benchmarks/nvmet_bench.py [--dir /var/tmp] [--size-mib 512] [--seconds 5]
+    .venv/bin/python benchmarks/nvmet_bench.py [--dir /var/tmp] [--size-mib 512] [--seconds 3] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import mmap
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from vms_mock.nvmet.initiator import Initiator  # noqa: E402
 SUBNQN = "nqn.2024-01.com.vastdata:bench"
 HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-00000000be0c"
 MiB = 1 << 20
+LABELS = ("file O_DIRECT", "file buffered", "nvmet")
 
 
 def drop_cache(path: str) -> None:
@@ -155,7 +157,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", default="/var/tmp", help="directory for the backing file (its disk is measured)")
     p.add_argument("--size-mib", type=int, default=512, help="backing file size")
-    p.add_argument("--seconds", type=float, default=5, help="time limit of each run")
+    p.add_argument("--seconds", type=float, default=3, help="time limit of each run")
+    p.add_argument("--repeat", type=int, default=3, help="runs per cell; the table shows the median")
     p.add_argument("--qd", type=int, default=32, help="I/Os in flight (threads for the file rows)")
     p.add_argument("--queues", type=int, default=2, help="NVMe I/O queues (TCP connections)")
     args = p.parse_args()
@@ -175,18 +178,20 @@ def main() -> int:
             cases = [("seq", "write", MiB, 8), ("seq", "read", MiB, 8),
                      ("rand", "write", 4096, args.qd), ("rand", "read", 4096, args.qd)]
             for kind, op, bs, qd in cases:
-                res = {}
-                for label in ("file O_DIRECT", "file buffered", "nvmet"):
-                    drop_cache(str(backing))
-                    if label == "nvmet":
-                        moved, el = asyncio.run(nvmet_run(port, op, kind, bs, size, args.seconds, qd,
-                                                          args.queues))
-                    else:
-                        moved, el = file_run(str(backing), op, kind, bs, size, args.seconds, qd,
-                                             direct=label == "file O_DIRECT")
-                    res[label] = (moved / MiB / el, moved / bs / el)
-                    print(f"  {kind:4} {op:5} {bs // 1024:5d}KiB qd={qd:<3} {label:14} "
-                          f"{res[label][0]:9.1f} MiB/s {res[label][1]:9.0f} IOPS", flush=True)
+                runs: dict[str, list[float]] = {k: [] for k in LABELS}
+                for rep in range(args.repeat):  # interleaved, so load swings hit every row alike
+                    for label in LABELS:
+                        drop_cache(str(backing))
+                        if label == "nvmet":
+                            moved, el = asyncio.run(nvmet_run(port, op, kind, bs, size, args.seconds, qd,
+                                                              args.queues))
+                        else:
+                            moved, el = file_run(str(backing), op, kind, bs, size, args.seconds, qd,
+                                                 direct=label == "file O_DIRECT")
+                        runs[label].append(moved / MiB / el)
+                        print(f"  run {rep + 1}/{args.repeat} {kind:4} {op:5} {bs // 1024:5d}KiB qd={qd:<3} "
+                              f"{label:14} {runs[label][-1]:9.1f} MiB/s", flush=True)
+                res = {k: (statistics.median(v), statistics.median(v) * MiB / bs) for k, v in runs.items()}
                 rows.append((kind, op, bs, qd, res))
         finally:
             proc.terminate()
@@ -196,11 +201,11 @@ def main() -> int:
           f"{'nvmet/direct':>12}")
     for kind, op, bs, qd, res in rows:
         name = f"{kind} {op} {bs // 1024}KiB qd{qd}"
-        cells = " ".join(f"{res[k][0]:8.1f} MiB/s {res[k][1]:7.0f}/s" for k in
-                         ("file O_DIRECT", "file buffered", "nvmet"))
+        cells = " ".join(f"{res[k][0]:8.1f} MiB/s {res[k][1]:7.0f}/s" for k in LABELS)
         ratio = res["nvmet"][0] / res["file O_DIRECT"][0] if res["file O_DIRECT"][0] else 0
         print(f"{name:26} {cells} {ratio:11.0%}")
-    print(f"\nqueues={args.queues} size={args.size_mib}MiB seconds={args.seconds} dir={args.dir} "
+    print(f"\nmedian of {args.repeat} runs; queues={args.queues} size={args.size_mib}MiB "
+          f"seconds={args.seconds} dir={args.dir} "
           f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
     return 0
 

@@ -30,6 +30,10 @@ file "$busybox" 2>/dev/null | grep -q 'statically linked' || ldd "$busybox" 2>&1
   || { echo "$busybox is not static (apt-get install busybox-static)" >&2; exit 1; }
 
 out=bin/qemu-nvme/$kver
+mkdir -p "$out"
+# Parallel test runs share the cache: one builds, the others wait and reuse it.
+exec 9>"$out/.lock"
+flock 9
 key=$(cat "$0" "$here/init" | sha256sum | cut -c1-16)-$kver
 if [ "${1:-}" != "--force" ] && [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$key" ]; then
   echo "$out"
