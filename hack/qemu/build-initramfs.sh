@@ -61,9 +61,8 @@ ldd "$nvme_bin" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | while re
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
-# the loader path the binary asks for (/lib64/ld-linux-x86-64.so.2)
-interp=$(readelf -l "$nvme_bin" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
-if [ -n "$interp" ]; then mkdir -p "$root$(dirname "$interp")"; cp -L "$interp" "$root$interp"; fi
+# (ldd lists the loader under the path the binary asks for, e.g. /lib64/ld-linux-x86-64.so.2)
+[ -n "$(find "$root" -name 'ld-linux*' -print -quit)" ] || { echo "no dynamic loader copied" >&2; exit 1; }
 
 # kernel modules: the NIC (virtio-net) and NVMe/TCP stacks, then depmod over that tree
 modules="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover
