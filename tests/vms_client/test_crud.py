@@ -10,7 +10,7 @@ import pytest
 
 from tests.vms_client.conftest import ClientFactory, Recorder, uniq
 from vms_client import VmsClient
-from vms_client.errors import InUse, InvalidRequest, MultipleFound, NotFound
+from vms_client.errors import InUse, InvalidRequest, MultipleFound, NotFound, TaskFailed
 from vms_client.models import (
     BlockHostCreate,
     QuotaCreate,
@@ -223,3 +223,13 @@ def test_pagination_follows_next_over_1000_objects(vms: object, make_client: Cli
     assert rec.count("GET", "quotas") - before == 2  # page_size=1000: two pages
     small = make_client(page_size=100)
     assert len(list(small.quotas.iter(name__startswith=prefix))) == n
+
+
+def test_failed_vtask_raises_task_failed(client: VmsClient) -> None:
+    host = client.blockhosts.create(name=uniq("fhost"), nqn=f"nqn.2014-08.org.nvmexpress:uuid:{uniq('f')}")
+    task = client.blockhostvolumes.bulk_add([(host.id, 2_000_000_000)])  # no such volume
+    with pytest.raises(TaskFailed) as err:
+        client.vtasks.wait(task.id, timeout=30)
+    assert f"vtask {task.id} failed" in str(err.value)
+    assert client.vtasks.get(task.id).state == "FAILED"
+    client.blockhosts.delete(host.id)
