@@ -29,7 +29,7 @@ from cosi_driver.errors import (
 )
 from cosi_driver.inflight import InflightRegistry
 from cosi_driver.keystore import KeyStore
-from cosi_driver.params import BucketParams, check_map, parse_bool, parse_bucket_params
+from cosi_driver.params import BUCKET_KEYS, BucketParams, check_map, parse_bool, parse_bucket_params
 from cosi_driver.policy import policy_document
 
 log = logging.getLogger(__name__)
@@ -381,7 +381,12 @@ class Provisioner:
     def delete_bucket(self, bucket_id: str, context: Mapping[str, str]) -> None:
         check_id("bucket_id", bucket_id)
         check_map("parameters", context)
-        params = parse_bucket_params(context)
+        # The context carries the class parameters, validated at Create. Unknown keys here are
+        # logged, not refused: INVALID_ARGUMENT is terminal, and would strand the bucket forever.
+        unknown = sorted(set(context) - BUCKET_KEYS)
+        if unknown:
+            log.warning("ignoring unknown delete context keys", extra={"bucket": bucket_id, "keys": unknown})
+        params = parse_bucket_params({k: v for k, v in context.items() if k in BUCKET_KEYS})
         if not naming.is_owned_bucket(bucket_id):
             # Brownfield buckets belong to whoever made them: the driver never deletes those.
             log.warning("not deleting a bucket this driver did not create", extra={"bucket": bucket_id})

@@ -217,3 +217,11 @@ def test_brownfield_bucket_by_existing_id(driver: DriverProcess, cosi_vms: Any, 
     # the driver never deletes a bucket it did not create
     driver.v1().DriverDeleteBucket(pb.DriverDeleteBucketRequest(bucket_id=bucket))
     assert len(platform.views(bucket)) == 1
+
+
+def test_delete_tolerates_unknown_context_keys(driver: DriverProcess, platform: Platform) -> None:
+    # INVALID_ARGUMENT is terminal for the sidecar: a Delete must never strand a bucket over context
+    bucket = create(driver).bucket_id
+    driver.v1().DriverDeleteBucket(pb.DriverDeleteBucketRequest(bucket_id=bucket,
+                                                                delete_context={"addedBySomeone": "x"}))
+    assert platform.views(bucket) == []
