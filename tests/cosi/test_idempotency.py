@@ -177,3 +177,38 @@ def test_backend_outage_is_unavailable(driver: DriverProcess) -> None:
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         _faults(driver.vms, None)
+
+
+def test_leftovers_of_a_crashed_attempt_are_adopted(driver: DriverProcess, platform: Platform) -> None:
+    """What a driver killed mid-call leaves (a view without a record; a user with a key whose secret
+    was never stored) is taken over by the retry: one view, one user, exactly one (new) key."""
+    vms = driver.vms
+    name = f"bucket-{uid()}"
+    bucket = naming.bucket_name(name)
+    owner = vms.api("GET", "users/", params={"name": "cosi-bucket-owner"}).json()
+    if not owner:
+        vms.api("POST", "users/", json={"name": "cosi-bucket-owner"}).raise_for_status()
+    vms.api(
+        "POST",
+        "views/",
+        json={
+            "path": f"/cosi/{bucket}",
+            "create_dir": True,
+            "bucket": bucket,
+            "bucket_owner": "cosi-bucket-owner",
+            "protocols": ["S3"],
+        },
+    ).raise_for_status()
+    assert driver.v1().DriverCreateBucket(pb.DriverCreateBucketRequest(name=name)).bucket_id == bucket
+    assert len(platform.views(bucket)) == 1
+
+    access = f"ba-{uid()}"
+    account = naming.user_name(access)
+    user = vms.api("POST", "users/", json={"name": account}).json()
+    lost = vms.api("POST", f"users/{user['id']}/access_keys/", json={}).json()["access_key"]
+    resp = driver.v1().DriverGrantBucketAccess(
+        pb.DriverGrantBucketAccessRequest(bucket_id=bucket, name=access)
+    )
+    keys = [k["key"] for k in platform.user(account)["access_keys"]]  # type: ignore[index]
+    assert resp.account_id == account and keys == [resp.credentials["s3"].secrets["accessKeyID"]]
+    assert lost not in keys
