@@ -77,12 +77,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# uid -> (check function, latest body) of the BucketClaims / BucketAccesses seen by the watches
+watched: dict[str, tuple[Any, dict[str, Any]]] = {}
+_recorders: dict[int, Any] = {}
+
+
+def _recorder(kube: Any) -> Any:
+    """One EventRecorder per Kube (the watch handlers and the re-check thread share its memory)."""
+    from cosi_driver.operator import handlers
+
+    if id(kube) not in _recorders:
+        _recorders[id(kube)] = handlers.EventRecorder(kube)
+    return _recorders[id(kube)]
+
+
 def register(registry: Any, kube: Any, args: argparse.Namespace) -> None:
     import kopf
 
     from cosi_driver.operator import handlers
 
-    recorder = handlers.EventRecorder(kube)
+    recorder = _recorder(kube)
 
     @kopf.on.event("", "v1", "secrets", registry=registry)
     def on_secret(**kwargs: Any) -> None:
@@ -94,28 +108,38 @@ def register(registry: Any, kube: Any, args: argparse.Namespace) -> None:
             handlers.project_secret(kube, obj)
 
     for version in VERSIONS:
+        for plural, check in (
+            ("bucketclaims", handlers.check_claim),
+            ("bucketaccesses", handlers.check_access),
+        ):
+            # Watch-only (no kopf timers: those put finalizers on the user's COSI objects, which
+            # would block their deletion whenever the operator is down). The latest body is kept
+            # and re-checked periodically by the watcher thread for the not-ready-for-long case.
+            @kopf.on.event(
+                "objectstorage.k8s.io", version, plural, registry=registry, id=f"watch-{plural}-{version}"
+            )
+            def on_object(check: Any = check, **kwargs: Any) -> None:
+                body = dict(kwargs["body"])
+                key = str(body.get("metadata", {}).get("uid"))
+                if kwargs["event"].get("type") == "DELETED":
+                    watched.pop(key, None)
+                    return
+                watched[key] = (check, body)
+                check(kube, recorder, body, args.driver_name, args.event_grace)
 
-        @kopf.timer(
-            "objectstorage.k8s.io",
-            version,
-            "bucketclaims",
-            interval=args.check_interval,
-            registry=registry,
-            id=f"check-claim-{version}",
-        )
-        def check_claim(body: Any, **_: Any) -> None:
-            handlers.check_claim(kube, recorder, dict(body), args.driver_name, args.event_grace)
 
-        @kopf.timer(
-            "objectstorage.k8s.io",
-            version,
-            "bucketaccesses",
-            interval=args.check_interval,
-            registry=registry,
-            id=f"check-access-{version}",
-        )
-        def check_access(body: Any, **_: Any) -> None:
-            handlers.check_access(kube, recorder, dict(body), args.driver_name, args.event_grace)
+def recheck_loop(kube: Any, args: argparse.Namespace, stop: threading.Event) -> None:
+    """Re-check every watched claim/access (a claim can become 'not ready for too long' with no
+    change to the object itself)."""
+    recorder = _recorder(kube)
+    while not stop.wait(args.check_interval):
+        for check, body in list(watched.values()):
+            try:
+                check(kube, recorder, body, args.driver_name, args.event_grace)
+            except Exception as exc:
+                log.error(
+                    "check failed", extra={"object": body.get("metadata", {}).get("name"), "error": str(exc)}
+                )
 
 
 def orphan_loop(reconciler: Any, interval: float, stop: threading.Event) -> None:

@@ -231,3 +231,34 @@ def test_orphan_reconciler_reports_after_grace_and_deletes_by_policy() -> None:
     assert report.removed_users == [dead_user] and report.removed_buckets == [dead_bucket]
     with pytest.raises(ValueError):
         OrphanReconciler(kube, platform, policy="delete")
+
+
+def test_kopf_wiring_calls_the_handlers_without_finalizers() -> None:
+    """The kopf registry the operator runs: watch handlers only (a timer or daemon would put kopf
+    finalizers on users' COSI objects), each calling the handlers above."""
+    kopf = pytest.importorskip("kopf")
+    from cosi_driver.operator import main as opmain
+
+    kube = FakeKube()
+    registry = kopf.OperatorRegistry()
+    args = opmain.parser().parse_args(["--no-orphans", "--event-grace", "60"])
+    opmain.register(registry, kube, args)
+    assert registry._spawning.get_all_handlers() == []  # no timers/daemons -> no finalizers
+    watching = {h.id: h for h in registry._watching.get_all_handlers()}
+    assert {"watch-bucketclaims-v1alpha1", "watch-bucketaccesses-v1alpha1"} <= set(watching)
+    src = kube.add_secret("app", "creds", v1alpha1_secret())
+    [secret_handler] = [h for h in watching.values() if h.selector.any_name == "secrets"]
+    secret_handler.fn(event={"type": "ADDED"}, body=src)
+    assert kube.get_secret("app", "creds-s3") is not None
+    secret_handler.fn(event={"type": "DELETED"}, body=src)
+    assert kube.get_secret("app", "creds-s3") is None
+    kube.add_object(
+        "v1alpha1",
+        "bucketclasses",
+        {"metadata": {"name": "bad"}, "driverName": DRIVER, "parameters": {"colour": "red"}},
+    )
+    watching["watch-bucketclaims-v1alpha1"].fn(event={"type": "ADDED"}, body=_claim("c9", "bad"))
+    assert [e["reason"] for e in kube.events] == ["InvalidBucketClassParameters", "BucketNotReady"]
+    assert "uid-c9" in opmain.watched
+    watching["watch-bucketclaims-v1alpha1"].fn(event={"type": "DELETED"}, body=_claim("c9", "bad"))
+    assert "uid-c9" not in opmain.watched
