@@ -7,6 +7,8 @@ Runs, on one backing file in --dir (same disk for every row):
     (`python -m vms_mock.nvmet`), N I/O queues, fixed queue depth; writes end with a Flush.
 The target itself does buffered I/O and fsyncs on Flush/FUA, so "file buffered" is its fair
 ceiling and "file O_DIRECT" the device's. Page cache of the file is dropped before read runs.
+"loop lag p99" is how late a 50 ms timer fired on the target's event loop during the nvmet runs
+(from its vms_mock_nvmet_loop_lag_seconds histogram): data I/O must not stall the loop.
 
     .venv/bin/python benchmarks/nvmet_bench.py [--dir /var/tmp] [--size-mib 512] [--seconds 3] [--repeat 3]
 """
@@ -19,12 +21,14 @@ import json
 import mmap
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -136,7 +140,28 @@ async def nvmet_run(port: int, op: str, kind: str, bs: int, size: int, seconds: 
         await c.close()
 
 
-def start_target(tmp: Path, backing: Path, size: int) -> tuple[subprocess.Popen[bytes], int]:
+def lag_histogram(metrics_port: int) -> dict[float, float]:
+    """Cumulative bucket counts of the target's event loop lag histogram (le -> count)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    out = {}
+    for m in re.finditer(r'^vms_mock_nvmet_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M):
+        out[float(m.group(1))] = float(m.group(2))
+    return out
+
+
+def lag_p99(before: dict[float, float], after: dict[float, float]) -> str:
+    """Upper bound of the p99 loop lag between two scrapes (histogram bucket resolution)."""
+    delta = {le: after[le] - before.get(le, 0) for le in after}
+    total = delta.get(float("inf"), 0)
+    if not total:
+        return "-"
+    for le in sorted(delta):
+        if delta[le] >= 0.99 * total:
+            return "<=%gms" % (le * 1000) if le != float("inf") else ">1s"
+    return "?"
+
+
+def start_target(tmp: Path, backing: Path, size: int) -> tuple[subprocess.Popen[bytes], int, int]:
     cfg = {"subsystems": [{"nqn": SUBNQN, "namespaces": [{
         "nsid": 1, "nguid": uuid.uuid4().hex, "uuid": str(uuid.uuid4()), "size": size,
         "backing_path": str(backing), "hosts": [HOSTNQN]}]}]}
@@ -144,13 +169,14 @@ def start_target(tmp: Path, backing: Path, size: int) -> tuple[subprocess.Popen[
     ready = tmp / "ready.json"
     proc = subprocess.Popen([sys.executable, "-m", "vms_mock.nvmet", "--config", str(tmp / "cfg.json"),
                              "--io-port", "0", "--discovery-port", "0", "--ready-file", str(ready),
-                             "--log-level", "warning"], cwd=ROOT)
+                             "--metrics-address", "127.0.0.1:0", "--log-level", "warning"], cwd=ROOT)
     deadline = time.monotonic() + 30
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("target did not start")
         time.sleep(0.05)
-    return proc, int(json.loads(ready.read_text())["io_port"])
+    info = json.loads(ready.read_text())
+    return proc, int(info["io_port"]), int(info["metrics_port"])
 
 
 def main() -> int:
@@ -172,13 +198,14 @@ def main() -> int:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-        proc, port = start_target(tmp, backing, size)
+        proc, port, metrics_port = start_target(tmp, backing, size)
         rows = []
         try:
             cases = [("seq", "write", MiB, 8), ("seq", "read", MiB, 8),
                      ("rand", "write", 4096, args.qd), ("rand", "read", 4096, args.qd)]
             for kind, op, bs, qd in cases:
                 runs: dict[str, list[float]] = {k: [] for k in LABELS}
+                lag_before = lag_histogram(metrics_port)
                 for rep in range(args.repeat):  # interleaved, so load swings hit every row alike
                     for label in LABELS:
                         drop_cache(str(backing))
@@ -192,18 +219,18 @@ def main() -> int:
                         print(f"  run {rep + 1}/{args.repeat} {kind:4} {op:5} {bs // 1024:5d}KiB qd={qd:<3} "
                               f"{label:14} {runs[label][-1]:9.1f} MiB/s", flush=True)
                 res = {k: (statistics.median(v), statistics.median(v) * MiB / bs) for k, v in runs.items()}
-                rows.append((kind, op, bs, qd, res))
+                rows.append((kind, op, bs, qd, res, lag_p99(lag_before, lag_histogram(metrics_port))))
         finally:
             proc.terminate()
             proc.wait(10)
     print()
     print(f"{'workload':26} {'file O_DIRECT':>22} {'file buffered':>22} {'nvmet (loopback)':>22} "
-          f"{'nvmet/direct':>12}")
-    for kind, op, bs, qd, res in rows:
+          f"{'nvmet/direct':>12} {'loop lag p99':>12}")
+    for kind, op, bs, qd, res, lag in rows:
         name = f"{kind} {op} {bs // 1024}KiB qd{qd}"
         cells = " ".join(f"{res[k][0]:8.1f} MiB/s {res[k][1]:7.0f}/s" for k in LABELS)
         ratio = res["nvmet"][0] / res["file O_DIRECT"][0] if res["file O_DIRECT"][0] else 0
-        print(f"{name:26} {cells} {ratio:11.0%}")
+        print(f"{name:26} {cells} {ratio:11.0%} {lag:>12}")
     print(f"\nmedian of {args.repeat} runs; queues={args.queues} size={args.size_mib}MiB "
           f"seconds={args.seconds} dir={args.dir} "
           f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")

@@ -21,6 +21,7 @@ import signal
 import sys
 
 from kubevast_common.logs import add_logging_args, setup_logging
+from kubevast_common.metrics import add_metrics_args, serve_metrics
 
 from .provider import NamespaceRecord, StaticNamespaceProvider
 from .target import NvmeTarget
@@ -48,11 +49,13 @@ async def serve(args: argparse.Namespace) -> None:
                         discovery_port=args.discovery_port, advertise_addr=args.advertise_addr,
                         io_workers=args.io_workers)
     await target.start()
+    metrics_port = serve_metrics(args.metrics_address)
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"host": args.host, "io_port": target.ports["io"],
-                       "discovery_port": target.ports["discovery"], "pid": os.getpid()}, f)
+                       "discovery_port": target.ports["discovery"], "metrics_port": metrics_port,
+                       "pid": os.getpid()}, f)
         os.replace(tmp, args.ready_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--advertise-addr", default=None,
                         help="TRADDR in discovery log entries (default: the address the host reached)")
     parser.add_argument("--io-workers", type=int, default=16, help="threads doing backing file I/O")
-    parser.add_argument("--ready-file", default=None, help="write {host, io_port, discovery_port, pid} here")
+    parser.add_argument("--ready-file", default=None,
+                        help="write {host, io_port, discovery_port, metrics_port, pid} here when listening")
+    add_metrics_args(parser, "")
     add_logging_args(parser)
     args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)

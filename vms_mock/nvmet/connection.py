@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import identify as idf
 from . import wire as w
 from .controller import Controller, Response
-from .metrics import COMMANDS, FATAL
+from .metrics import COMMAND_RESULT, FATAL
 from .stream import Buffer, PduStream
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ class QueueConnection:
                                  w.DATA_HDR.pack(cid, 0, 0, len(resp.data)), resp.data)
         cqe = w.build_cqe(cid, resp.status, resp.result, self.sqhd, max(self.qid, 0))
         parts += self._frame(w.CAPSULE_RESP, 0, cqe)
-        COMMANDS.labels("admin" if self.qid == 0 else "io", "ok" if resp.status == 0 else "error").inc()
+        COMMAND_RESULT["admin" if self.qid == 0 else "io", resp.status == 0].inc()
         await self._send(parts)
 
     def complete_later(self, cid: int, resp: Response) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from . import identify as idf
 from . import wire as w
 from .blockio import BlockIO
-from .metrics import BYTES
+from .metrics import BYTES_READ, BYTES_WRITTEN
 from .provider import NamespaceProvider, NamespaceRecord
 
 if TYPE_CHECKING:
@@ -289,11 +289,11 @@ class Controller:
             return Response(w.SGL_INVALID_DATA)
         if op == w.IO_READ:
             out = await self.blockio.read(rec.backing_path, offset, length, rec.size)
-            BYTES.labels("read").inc(length)
+            BYTES_READ.inc(length)
             return Response(data=out)
         fua = bool(cmd.cdw(12) & (1 << 30))
         await self.blockio.write(rec.backing_path, offset, data, rec.size, fua=fua)
-        BYTES.labels("write").inc(length)
+        BYTES_WRITTEN.inc(length)
         return Response()
 
     async def _dsm(self, cmd: w.Command, rec: NamespaceRecord, data: bytes | bytearray) -> Response:

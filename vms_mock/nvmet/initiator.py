@@ -127,7 +127,8 @@ class InitiatorQueue:
         sqe = w.build_sqe(opcode, cid, nsid, cdws, sgl, fctype)
         try:
             await self.send_raw(*self._frame_parts(w.CAPSULE_CMD, 0, sqe, inline))
-            return await asyncio.wait_for(inflight.future, timeout)
+            async with asyncio.timeout(timeout):
+                return await inflight.future
         finally:
             self._inflight.pop(cid, None)
             self._cids.append(cid)
