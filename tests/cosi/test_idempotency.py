@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -212,3 +213,23 @@ def test_leftovers_of_a_crashed_attempt_are_adopted(driver: DriverProcess, platf
     keys = [k["key"] for k in platform.user(account)["access_keys"]]  # type: ignore[index]
     assert resp.account_id == account and keys == [resp.credentials["s3"].secrets["accessKeyID"]]
     assert lost not in keys
+
+
+def test_other_operation_on_a_name_in_flight_is_aborted(driver: DriverProcess) -> None:
+    bucket = driver.v1().DriverCreateBucket(pb.DriverCreateBucketRequest(name=f"bucket-{uid()}")).bucket_id
+    name = f"ba-{uid()}"
+    req = pb.DriverGrantBucketAccessRequest(bucket_id=bucket, name=name)
+    _faults(driver.vms, {"path": "/access_keys/", "method": ["POST"], "latency": 3.0})
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(lambda: driver.v1().DriverGrantBucketAccess(req, timeout=60))
+            time.sleep(1.0)  # the grant is now waiting on the slowed key call
+            with pytest.raises(grpc.RpcError) as err:
+                driver.v1().DriverRevokeBucketAccess(pb.DriverRevokeBucketAccessRequest(
+                    bucket_id=bucket, account_id=naming.user_name(name)), timeout=30)
+            assert err.value.code() == grpc.StatusCode.ABORTED
+            granted = slow.result(60)
+    finally:
+        _faults(driver.vms, None)
+    driver.v1().DriverRevokeBucketAccess(pb.DriverRevokeBucketAccessRequest(
+        bucket_id=bucket, account_id=granted.account_id))
