@@ -137,6 +137,11 @@ class DriverProcess:
             self.kill()
             return None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes with its connections open (a hung controller)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
         self._close_channel()
         if self.proc is not None and self.proc.poll() is None:

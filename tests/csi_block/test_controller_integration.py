@@ -433,50 +433,98 @@ def test_vms_outage_is_unavailable_not_unknown(tmp_path: Path) -> None:
         assert vms_volumes(vms) == []
 
 
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _vms_calls(drv: DriverProcess, method: str, path_part: str, after: int) -> int:
+    """How many VMS requests the driver's debug log shows as answered since line ``after``."""
+    return sum(
+        1
+        for line in drv.log_path.read_text(errors="replace").splitlines()[after:]
+        if '"vms request"' in line and f'"vms_method": "{method}"' in line and path_part in line
+    )
+
+
+def _log_len(drv: DriverProcess) -> int:
+    return len(drv.log_path.read_text(errors="replace").splitlines())
+
+
 def test_controller_killed_mid_create_then_retried_makes_one_volume(tmp_path: Path) -> None:
-    """kill -9 the controller while the VMS is still creating; restart; retry: one volume, no orphan."""
+    """Kill -9 the controller mid-create, restart, retry: one volume and no orphan, both when the VMS
+    never saw the create through and when it finished it after the controller died."""
     require_root()
+    # The VMS holds creates and clones for 3 s, so the controller dies while they are in flight.
     faults = [
-        "latency=3s,times=1,method=POST,path=/volumes/$",
+        "latency=3s,times=3,method=POST,path=/volumes/$",
         "latency=3s,times=1,method=POST,path=/clone_volume/$",
     ]
     with VmsProcess(tmp_path / "vms", s3=False, nvme=False, faults=faults) as vms:
-        drv = DriverProcess(tmp_path / "drv", vms, mode="controller").start()
+        drv = DriverProcess(
+            tmp_path / "drv", vms, mode="controller", extra_args=["--log-level", "debug"]
+        ).start()
         try:
-            stub = drv.controller
+            # (a) killed while the VMS holds the POST: the VMS drops the call of the dead client.
+            mark = _log_len(drv)
             threading.Thread(
-                target=code_of, args=(stub.CreateVolume, create_req("pvc-crash")), daemon=True
+                target=code_of, args=(drv.controller.CreateVolume, create_req("pvc-crash-a")), daemon=True
             ).start()
-            time.sleep(1.0)
-            drv.kill()  # SIGKILL: no cleanup of any kind
+            # block-API probe + lookup by name answered: the POST is on its way.
+            _wait_for(lambda: _vms_calls(drv, "GET", "volumes/", mark) >= 2, 20, "the lookup")
+            time.sleep(0.5)
+            drv.kill()
+            time.sleep(3.5)
+            assert vms_volumes(vms) == []
             drv.start()
-            vol = drv.controller.CreateVolume(create_req("pvc-crash")).volume
-            time.sleep(3.0)  # let the request the dead controller sent finish on the VMS
-            assert drv.controller.CreateVolume(create_req("pvc-crash")).volume.volume_id == vol.volume_id
+            vol_a = drv.controller.CreateVolume(create_req("pvc-crash-a")).volume
             assert len(vms_volumes(vms)) == 1
 
-            # The same for a clone from a volume, which goes through a transient snapshot.
+            # (b) the VMS completes the create, but the controller never learns it: freeze it while
+            # its POST is held (its connection stays open), let the VMS answer, then kill it.
+            mark = _log_len(drv)
+            threading.Thread(
+                target=code_of, args=(drv.controller.CreateVolume, create_req("pvc-crash-b")), daemon=True
+            ).start()
+            _wait_for(lambda: _vms_calls(drv, "GET", "volumes/", mark) >= 1, 20, "the lookup")
+            time.sleep(0.5)
+            drv.pause()
+            _wait_for(lambda: len(vms_volumes(vms)) == 2, 10, "the VMS to finish the orphaned create")
+            drv.kill()
+            drv.start()
+            vol_b = drv.controller.CreateVolume(create_req("pvc-crash-b")).volume
+            assert drv.controller.CreateVolume(create_req("pvc-crash-b")).volume.volume_id == vol_b.volume_id
+            assert len(vms_volumes(vms)) == 2
+
+            # (c) a clone from a volume goes through a transient snapshot: die after the VMS made the
+            # clone but before the controller removed that snapshot; the retry removes it.
             clone = create_req(
                 "pvc-crash-clone",
                 volume_content_source=csi_pb2.VolumeContentSource(
-                    volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id=vol.volume_id)
+                    volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id=vol_a.volume_id)
                 ),
             )
-            stub = drv.controller
-            threading.Thread(target=code_of, args=(stub.CreateVolume, clone), daemon=True).start()
-            time.sleep(1.0)
+            mark = _log_len(drv)
+            threading.Thread(target=code_of, args=(drv.controller.CreateVolume, clone), daemon=True).start()
+            _wait_for(lambda: _vms_calls(drv, "POST", "snapshots/", mark) >= 1, 20, "the transient snapshot")
+            time.sleep(0.5)
+            drv.pause()
+            _wait_for(lambda: len(vms_volumes(vms)) == 3, 10, "the VMS to finish the orphaned clone")
             drv.kill()
+            assert len(vms.api("GET", "snapshots/").json()) == 1, "the dead controller left its snapshot"
             drv.start()
-            time.sleep(3.0)
             cloned = drv.controller.CreateVolume(clone).volume
-            assert cloned.content_source.volume.volume_id == vol.volume_id
-            assert len(vms_volumes(vms)) == 2
-            assert vms.api("GET", "snapshots/").json() == [], "the transient clone snapshot is gone"
-            for v in (cloned, vol):
+            assert cloned.content_source.volume.volume_id == vol_a.volume_id
+            assert len(vms_volumes(vms)) == 3
+            assert vms.api("GET", "snapshots/").json() == [], "the retry removed the transient snapshot"
+            for v in (cloned, vol_a, vol_b):
                 drv.controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=v.volume_id))
             assert vms_volumes(vms) == []
         finally:
-            drv.stop()
+            drv.kill()
 
 
 def test_probe_follows_vms_reachability(tmp_path: Path) -> None:
