@@ -143,7 +143,10 @@ def key_store(args: argparse.Namespace) -> Any:
         return FileKeyStore(args.key_store_dir, args.key_store_key_file)
     from kubernetes import client, config
 
-    config.load_incluster_config()
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:  # out of cluster (development, e2e): $KUBECONFIG
+        config.load_kube_config()
     return KubernetesKeyStore(args.namespace, client.CoreV1Api())
 
 
