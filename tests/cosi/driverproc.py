@@ -28,6 +28,7 @@ class DriverProcess:
         *,
         extra_args: list[str] | None = None,
         s3_endpoint: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.vms = vms
         self.state_dir = Path(state_dir)
@@ -36,6 +37,7 @@ class DriverProcess:
         self.socket = self.sock_dir / "cosi.sock"
         self.endpoint = f"unix://{self.socket}"
         self.extra_args = list(extra_args or [])
+        self.extra_env = dict(extra_env or {})
         self.s3_endpoint = s3_endpoint if s3_endpoint is not None else (vms.s3_url or "")
         self.log_path = self.state_dir / "driver.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -67,7 +69,8 @@ class DriverProcess:
 
     def start(self, timeout: float = 30.0) -> DriverProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "VMS_USERNAME": self.vms.username, "VMS_PASSWORD": self.vms.password}
+        env = {**os.environ, "VMS_USERNAME": self.vms.username, "VMS_PASSWORD": self.vms.password,
+               **self.extra_env}
         env.pop("COSI_ENDPOINT", None)
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env, cwd=ROOT)
