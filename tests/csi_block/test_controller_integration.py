@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -542,3 +543,60 @@ def test_probe_follows_vms_reachability(tmp_path: Path) -> None:
             assert time.monotonic() - t0 < 15, "a probe must answer quickly when the VMS is down"
     finally:
         vms.stop()
+
+
+def test_restarted_node_plugin_restages_its_volumes(tmp_path: Path) -> None:
+    """kill -9 the plugin, lose every mount and loop device (a reboot), start it again: the
+    persisted staging state brings the staging mount and the pod's bind mount back."""
+    require_root()
+    with VmsProcess(tmp_path / "vms", s3=False, nvme=False) as vms:
+        drv = DriverProcess(tmp_path / "drv", vms).start()
+        try:
+            c, n = drv.controller, drv.node
+            node_id = n.NodeGetInfo(csi_pb2.NodeGetInfoRequest()).node_id
+            cap = mount_cap("ext4")
+            vol = c.CreateVolume(create_req("pvc-reboot", 64 * MiB)).volume
+            ctx = c.ControllerPublishVolume(
+                csi_pb2.ControllerPublishVolumeRequest(
+                    volume_id=vol.volume_id, node_id=node_id, volume_capability=cap
+                )
+            ).publish_context
+            staging, target = str(tmp_path / "stage"), str(tmp_path / "pod" / "vol")
+            n.NodeStageVolume(
+                csi_pb2.NodeStageVolumeRequest(
+                    volume_id=vol.volume_id,
+                    staging_target_path=staging,
+                    volume_capability=cap,
+                    publish_context=ctx,
+                )
+            )
+            n.NodePublishVolume(
+                csi_pb2.NodePublishVolumeRequest(
+                    volume_id=vol.volume_id,
+                    staging_target_path=staging,
+                    target_path=target,
+                    volume_capability=cap,
+                    publish_context=ctx,
+                )
+            )
+            Path(target, "kept").write_text("across the reboot")
+            drv.kill()
+            unmount_under(tmp_path)
+            detach_loops_under(tmp_path)
+            assert not os.path.ismount(target)
+            drv.start()
+            assert os.path.ismount(staging) and os.path.ismount(target)
+            assert Path(target, "kept").read_text() == "across the reboot"
+            assert drv.node.NodeGetInfo(csi_pb2.NodeGetInfoRequest()).node_id == node_id, "stable node id"
+            drv.node.NodeUnpublishVolume(
+                csi_pb2.NodeUnpublishVolumeRequest(volume_id=vol.volume_id, target_path=target)
+            )
+            drv.node.NodeUnstageVolume(
+                csi_pb2.NodeUnstageVolumeRequest(volume_id=vol.volume_id, staging_target_path=staging)
+            )
+            drv.controller.ControllerUnpublishVolume(
+                csi_pb2.ControllerUnpublishVolumeRequest(volume_id=vol.volume_id, node_id=node_id)
+            )
+            drv.controller.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id))
+        finally:
+            drv.stop()

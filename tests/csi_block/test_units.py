@@ -162,3 +162,35 @@ def test_vip_ranges_become_target_addresses() -> None:
     assert _addresses([["10.0.0.1", "10.0.0.3"]], 4420) == ["10.0.0.1:4420", "10.0.0.2:4420", "10.0.0.3:4420"]
     assert _addresses([["fd00::1", "fd00::2"]], 4420) == ["[fd00::1]:4420", "[fd00::2]:4420"]
     assert len(_addresses([["10.0.0.1", "10.0.255.255"]], 1)) == 8
+
+
+def test_volume_locks_abort_a_second_operation_and_keyed_mutex_queues() -> None:
+    import threading
+    import time
+
+    from csi_block_driver.locks import KeyedMutex, VolumeLocks
+
+    locks = VolumeLocks()
+    with locks.hold("v1"):
+        with pytest.raises(Aborted, match="v1"), locks.hold("v1"):
+            pass
+        with locks.hold("v2"):
+            pass
+    with locks.hold("v1"):
+        pass
+    mutex = KeyedMutex()
+    inside = []
+
+    def worker() -> None:
+        with mutex.hold("name"):
+            inside.append(1)
+            time.sleep(0.002)  # a broken mutex lets another thread in here
+            assert len(inside) == 1, "two holders of one key at once"
+            inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mutex._locks == {}
