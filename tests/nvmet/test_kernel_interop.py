@@ -12,20 +12,20 @@ The guest runs a script appended to the initramfs as a second cpio archive; it p
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, missing, require_root, require_tool
+from tests.conftest import missing, require_root, require_tool
+
+from .kernel_guest import build_guest_image, make_initrd, netns, run_guest, start_target, write_config
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -130,27 +130,6 @@ EXPECTED = [
 ]
 
 
-def _cpio_newc(files: dict[str, tuple[bytes, int]]) -> bytes:
-    """A minimal newc cpio archive: {name: (content, mode)}."""
-    out = bytearray()
-    ino = 1000
-
-    def entry(name: str, data: bytes, mode: int) -> None:
-        nonlocal ino
-        ino += 1
-        fields = [ino, mode, 0, 0, 1, int(time.time()), len(data), 0, 0, 0, 0, len(name) + 1, 0]
-        hdr = b"070701" + b"".join(f"{v:08X}".encode() for v in fields)
-        out.extend(hdr + name.encode() + b"\0")
-        out.extend(b"\0" * (-len(out) % 4))
-        out.extend(data)
-        out.extend(b"\0" * (-len(out) % 4))
-
-    for name, (data, mode) in files.items():
-        entry(name, data, mode)
-    entry("TRAILER!!!", b"", 0)
-    return bytes(out)
-
-
 def _guest_script() -> str:
     subs = {"@UUID@": NS_UUID, "@HOSTNQN@": HOSTNQN, "@HOSTID@": HOSTID, "@STRANGER@": STRANGER,
             "@SUBNQN@": SUBNQN, "@SECTORS@": str(SIZE // 512), "@LASTLBA@": str(SIZE // 512 - 1),
@@ -159,10 +138,6 @@ def _guest_script() -> str:
     for k, v in subs.items():
         text = text.replace(k, v)
     return text
-
-
-def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, timeout=60, **kw)  # type: ignore[call-overload, no-any-return]
 
 
 @pytest.fixture
@@ -176,93 +151,47 @@ def guest_image() -> Path:
         missing("cpio", "apt-get install cpio")
     if not list(Path("/boot").glob("vmlinuz-*")):
         missing("linux-image-amd64", "apt-get install linux-image-amd64")
-    build = subprocess.run([str(ROOT / "hack/qemu/build-initramfs.sh")], text=True, capture_output=True,
-                           timeout=300)
-    assert build.returncode == 0, build.stderr
-    return ROOT / build.stdout.strip().splitlines()[-1]
+    try:
+        return build_guest_image()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture
-def netns() -> object:
+def ns() -> Iterator[str]:
     require_tool("ip", "apt-get install iproute2")
-    name = f"kvnvmet-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    _run(["ip", "netns", "add", name])
-    try:
-        _run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
+    with netns() as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "delete", name], timeout=30, check=False)
 
 
 def test_linux_kernel_initiator_discovers_connects_and_reads_back(
-        guest_image: Path, netns: str, tmp_path: Path) -> None:
+        guest_image: Path, ns: str, tmp_path: Path) -> None:
     backing = tmp_path / "vol.img"
     with open(backing, "wb") as f:
         f.truncate(SIZE)
-    def write_config(size: int) -> None:
-        config = {"subsystems": [{"nqn": SUBNQN, "namespaces": [{
-            "nsid": 1, "volume_id": 1, "nguid": NGUID, "uuid": NS_UUID, "size": size,
-            "backing_path": str(backing), "hosts": [HOSTNQN]}]}]}
-        tmp = tmp_path / "target.json.tmp"
-        tmp.write_text(json.dumps(config))
-        tmp.replace(tmp_path / "target.json")
+    config = tmp_path / "target.json"
+    write_config(config, SUBNQN, HOSTNQN, backing, SIZE, NGUID, NS_UUID)
+    target = start_target(ns, config, tmp_path)
 
-    write_config(SIZE)
-    ready = tmp_path / "ready.json"
-    target_log = open(tmp_path / "target.log", "w")  # noqa: SIM115 - outlives the Popen call
-    target = subprocess.Popen(
-        ["ip", "netns", "exec", netns, sys.executable, "-m", "vms_mock.nvmet", "--config",
-         str(tmp_path / "target.json"), "--io-port", "4420", "--discovery-port", "8009",
-         "--ready-file", str(ready), "--log-format", "text"],
-        stdout=target_log, stderr=subprocess.STDOUT, cwd=ROOT)
-    console = ""
+    def on_line(line: str) -> None:
+        if line == "KVRESIZE":  # grow the volume as vms-mock does, then tell the target
+            with open(backing, "r+b") as f:
+                f.truncate(2 * SIZE)
+            write_config(config, SUBNQN, HOSTNQN, backing, 2 * SIZE, NGUID, NS_UUID)
+            target.send_signal(signal.SIGHUP)
+
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert target.poll() is None, (tmp_path / "target.log").read_text()
-            assert time.monotonic() < deadline, "target did not become ready"
-            time.sleep(0.1)
-
-        base = (guest_image / "initramfs.cpio.gz").read_bytes()
-        extra = _cpio_newc({"test.sh": (_guest_script().encode(), 0o100755)})
-        initrd = tmp_path / "initrd.img"
-        # The kernel unpacks concatenated archives in order; an uncompressed one must start on a
-        # 4-byte boundary (zero bytes between archives are skipped).
-        initrd.write_bytes(base + bytes(-len(base) % 4) + extra)
-        kernel = guest_image / "vmlinux"
-        if not kernel.exists():
-            kernel = guest_image / "vmlinuz"
-        cmd = ["ip", "netns", "exec", netns, "timeout", "--signal=KILL", "600",
-               "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "256",
-               "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", str(kernel),
-               "-initrd", str(initrd),
-               "-append", "console=ttyS0 panic=-1 loglevel=4 nvme_core.multipath=Y",
-               "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile="]
+        initrd = make_initrd(guest_image, _guest_script(), tmp_path / "initrd.img")
         started = time.monotonic()
-        lines: list[str] = []
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL) as qemu:
-            assert qemu.stdout is not None
-            for raw in qemu.stdout:  # ends when qemu exits (the guest powers off; timeout kills it)
-                line = raw.decode(errors="replace").rstrip("\r\n")
-                lines.append(line)
-                if line == "KVRESIZE":  # grow the volume as vms-mock does, then tell the target
-                    with open(backing, "r+b") as f:
-                        f.truncate(2 * SIZE)
-                    write_config(2 * SIZE)
-                    target.send_signal(signal.SIGHUP)
-            qemu.wait(30)
-        console = "\n".join(lines) + "\n"
-        elapsed = time.monotonic() - started
+        console = "\n".join(run_guest(ns, guest_image, initrd, on_line)) + "\n"
         (tmp_path / "console.log").write_text(console)
-        print(f"guest ran {elapsed:.1f}s; console in {tmp_path / 'console.log'}")
+        print(f"guest ran {time.monotonic() - started:.1f}s; console in {tmp_path / 'console.log'}")
     finally:
         target.send_signal(signal.SIGTERM)
         try:
             target.wait(10)
         except subprocess.TimeoutExpired:
             target.kill()
-        target_log.close()
 
     results = dict(re.findall(r"^KVCHECK (\S+) (ok|fail.*)$", console, re.M))
     failed = {k: v for k, v in results.items() if v != "ok"}
