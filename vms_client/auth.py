@@ -60,13 +60,17 @@ class TokenAuth:
         self._access: str | None = None
         self._refresh: str | None = None
         self._generation = 0  # 0: never logged in
+        self._current: tuple[str, int] | None = None
         self.logins = 0
         self.refreshes = 0
 
     def header(self) -> tuple[dict[str, str], int]:
-        if self._access is None:
+        current = self._current  # one tuple read: the token and its generation always match
+        if current is None:
             self.renew(0)
-        access, generation = self._access, self._generation
+            current = self._current
+            assert current is not None
+        access, generation = current
         return {"Authorization": f"Bearer {access}"}, generation
 
     def can_renew(self) -> bool:
@@ -86,6 +90,7 @@ class TokenAuth:
                         if isinstance(body, dict) and body.get("refresh"):
                             self._refresh = str(body["refresh"])
                         self._generation += 1
+                        self._current = (self._access, self._generation)
                         self.refreshes += 1
                         log.info("vms token refreshed", extra={"vms_user": self._username})
                         return
@@ -108,6 +113,7 @@ class TokenAuth:
         refresh = body.get("refresh")
         self._refresh = str(refresh) if refresh else None
         self._generation += 1
+        self._current = (self._access, self._generation)
         self.logins += 1
         log.info("vms login", extra={"vms_user": self._username})
 
