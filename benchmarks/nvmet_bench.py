@@ -179,6 +179,67 @@ def start_target(tmp: Path, backing: Path, size: int) -> tuple[subprocess.Popen[
     return proc, int(info["io_port"]), int(info["metrics_port"])
 
 
+KERNEL_SCRIPT = r"""#!/bin/sh
+timeout 90 nvme connect -t tcp -a 10.0.2.2 -s 4420 -n @SUBNQN@ -q @HOSTNQN@ -k 30 || exit 1
+i=0; dev=
+while [ $i -lt 100 ] && [ -z "$dev" ]; do
+  for d in /sys/block/nvme*n*; do
+    case "$(basename "$d")" in nvme*c*n*) ;; *) [ -e "$d" ] && dev=$(basename "$d");; esac
+  done
+  sleep 0.2; i=$((i+1))
+done
+mdev -s
+echo "KVBENCH device $dev"
+for op in write read; do
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  if [ $op = write ]; then
+    dd if=/dev/zero of=/dev/$dev bs=1M count=@MIB@ oflag=direct 2>&1
+  else
+    dd if=/dev/$dev of=/dev/null bs=1M count=@MIB@ iflag=direct 2>&1
+  fi
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  echo "KVBENCH seq$op $(awk "BEGIN {print $t1 - $t0}")"
+done
+nvme disconnect -n @SUBNQN@
+"""
+
+
+def kernel_run(size_mib: int, workdir: Path) -> dict[str, float]:
+    """Sequential 1 MiB O_DIRECT dd in Debian's kernel (qemu TCG) through the target: MiB/s by op."""
+    from tests.nvmet.kernel_guest import (
+        build_guest_image,
+        make_initrd,
+        netns,
+        run_guest,
+        start_target,
+        write_config,
+    )
+
+    image = build_guest_image()
+    backing = workdir / "kvol.img"
+    with open(backing, "wb") as f:
+        f.truncate(size_mib * MiB)
+    config = workdir / "ktarget.json"
+    write_config(config, SUBNQN, HOSTNQN, backing, size_mib * MiB, uuid.uuid4().hex, str(uuid.uuid4()))
+    script = (KERNEL_SCRIPT.replace("@SUBNQN@", SUBNQN).replace("@HOSTNQN@", HOSTNQN)
+              .replace("@MIB@", str(size_mib)))
+    with netns() as ns:
+        target = start_target(ns, config, workdir)
+        try:
+            lines = run_guest(ns, image, make_initrd(image, script, workdir / "kinitrd.img"), timeout=900)
+        finally:
+            target.terminate()
+            target.wait(10)
+    out = {}
+    for line in lines:
+        m = re.match(r"KVBENCH seq(write|read) ([0-9.]+)$", line)
+        if m and float(m.group(2)) > 0:
+            out[m.group(1)] = size_mib / float(m.group(2))
+    if len(out) != 2:
+        print("kernel run failed; console tail:\n" + "\n".join(lines[-40:]))
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", default="/var/tmp", help="directory for the backing file (its disk is measured)")
@@ -187,6 +248,9 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs per cell; the table shows the median")
     p.add_argument("--qd", type=int, default=32, help="I/Os in flight (threads for the file rows)")
     p.add_argument("--queues", type=int, default=2, help="NVMe I/O queues (TCP connections)")
+    p.add_argument("--kernel", action="store_true",
+                   help="also run sequential dd from Debian's kernel initiator in qemu (TCG; root, netns)")
+    p.add_argument("--kernel-mib", type=int, default=128, help="MiB the guest writes and reads")
     args = p.parse_args()
     size = args.size_mib * MiB
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="nvmet-bench-") as tmpdir:
@@ -223,6 +287,7 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(10)
+        kernel = kernel_run(args.kernel_mib, tmp) if args.kernel else {}
     print()
     print(f"{'workload':26} {'file O_DIRECT':>22} {'file buffered':>22} {'nvmet (loopback)':>22} "
           f"{'nvmet/direct':>12} {'loop lag p99':>12}")
@@ -231,6 +296,10 @@ def main() -> int:
         cells = " ".join(f"{res[k][0]:8.1f} MiB/s {res[k][1]:7.0f}/s" for k in LABELS)
         ratio = res["nvmet"][0] / res["file O_DIRECT"][0] if res["file O_DIRECT"][0] else 0
         print(f"{name:26} {cells} {ratio:11.0%} {lag:>12}")
+    if kernel:
+        print("\nLinux kernel initiator in qemu (TCG, software-emulated CPU), dd bs=1M O_DIRECT, QD1:")
+        for op, rate in kernel.items():
+            print(f"  seq {op:5} {rate:8.1f} MiB/s")
     print(f"\nmedian of {args.repeat} runs; queues={args.queues} size={args.size_mib}MiB "
           f"seconds={args.seconds} dir={args.dir} "
           f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f}")
