@@ -401,3 +401,28 @@ class TestSingleFlightUnit:
         assert calls == ["/token/", "/token/refresh/"]
         assert auth.header() == ({"Authorization": "Bearer a2"}, 2)
         assert PASSWORD not in repr(auth)
+
+
+class TestVTaskWaitUnit:
+    """The polling rules of vtasks.wait with a scripted task (the server path is in test_crud)."""
+
+    def test_times_out_with_backoff_capped_at_one_second(self) -> None:
+        from vms_client.resources import VTasksClient
+
+        now = [0.0]
+        sleeps: list[float] = []
+
+        class ScriptedTasks(VTasksClient):
+            def get(self, obj_id: int | str) -> VTask:
+                return VTask(id=int(obj_id), state="RUNNING")
+
+        tasks = ScriptedTasks(VmsClient(cfg()), "vtasks", VTask, api_version="v1")
+
+        def sleep(s: float) -> None:
+            sleeps.append(s)
+            now[0] += s
+
+        with pytest.raises(Timeout, match="vtask 7 still RUNNING after 5s"):
+            tasks.wait(7, timeout=5, clock=lambda: now[0], sleep=sleep)
+        assert sleeps[:5] == [0.05, 0.1, 0.2, 0.4, 0.8] and max(sleeps) == 1.0
+        assert sum(sleeps) == pytest.approx(5.0)
