@@ -91,6 +91,13 @@ md5=$(md5sum < /tmp/pat | cut -d' ' -f1)
 echo "KVMD5 $md5"
 dd if=/tmp/pat of="$link" bs=4096 count=256 seek=16 oflag=direct 2>&1; check write-odirect $?
 dd if=/dev/zero of="$link" bs=512 count=1 seek=@LASTLBA@ oflag=direct 2>&1; check write-last-lba $?
+# 1 MiB commands (R2T + H2CData, C2HData with data digests) from two processes at once
+dd if=/tmp/pat of="$link" bs=1M count=1 seek=8 oflag=direct 2>/dev/null & p1=$!
+dd if=/tmp/pat of="$link" bs=1M count=1 seek=9 oflag=direct 2>/dev/null & p2=$!
+wait $p1 && wait $p2; check parallel-1m-writes $?
+a=$(dd if="$link" bs=1M count=1 skip=8 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+b=$(dd if="$link" bs=1M count=1 skip=9 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$a" = "$md5" ] && [ "$b" = "$md5" ]; check parallel-1m-read-back $? "$a $b"
 dd if=/dev/zero of="$link" bs=512 count=1 seek=@SECTORS@ oflag=direct 2>/dev/null
 [ $? != 0 ]; check write-past-end-refused $?
 timeout 60 nvme flush "/dev/$dev" 2>&1 || timeout 60 nvme flush "/dev/$dev" -n 1 2>&1; check flush $?
@@ -123,7 +130,8 @@ echo "KVDONE"
 EXPECTED = [
     "discover-rc", "discover-lists-subsystem", "discover-io-port", "stranger-sees-nothing",
     "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
-    "write-last-lba", "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba",
+    "write-last-lba", "parallel-1m-writes", "parallel-1m-read-back",
+    "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba",
     "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
     "stranger-has-no-device",
