@@ -278,7 +278,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         with self.name_locks.hold(f"volume:{view.id}:{vol_name}"):
             existing = self.vms.volumes.find_one(name=vol_name, view_id=view.id)
             if existing is None:
-                existing = self._create(view, vol_name, backend, size, qos_id, source)
+                existing = self._create(view, vol_name, backend, size, cap_range, qos_id, source)
             else:
                 existing = self._finish_existing(existing, view, backend, cap_range, source)
             if not fits(existing.size or 0, cap_range):
@@ -295,6 +295,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         vol_name: str,
         backend: str,
         size: int,
+        cap_range: csi_pb2.CapacityRange | None,
         qos_id: int | None,
         source: csi_pb2.VolumeContentSource | None,
     ) -> Volume:
@@ -302,7 +303,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
             if source is None or source.WhichOneof("type") is None:
                 vol = self.vms.volumes.create(name=vol_name, view_id=view.id, size=size, qos_policy_id=qos_id)
             else:
-                vol = self._clone(view, vol_name, backend, size, source)
+                vol = self._clone(view, vol_name, backend, cap_range, source)
                 if qos_id is not None:
                     vol = self.vms.volumes.update(vol.id, qos_policy_id=qos_id)
         except vms.Conflict:
@@ -314,20 +315,32 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         return vol
 
     def _clone(
-        self, view: View, vol_name: str, backend: str, size: int, source: csi_pb2.VolumeContentSource
+        self,
+        view: View,
+        vol_name: str,
+        backend: str,
+        cap_range: csi_pb2.CapacityRange | None,
+        source: csi_pb2.VolumeContentSource,
     ) -> Volume:
+        """A new volume with the source's data, at least the source's size (CSI: required <= size <=
+        limit); without a capacity range it keeps the source's size."""
+        limit = cap_range.limit_bytes if cap_range else 0
         if source.WhichOneof("type") == "snapshot":
             snap_id = _require(source.snapshot.snapshot_id, "volume_content_source.snapshot.snapshot_id")
             snap = self._snapshot(snap_id)
             vol = self.vms.snapshots.clone_volume(
                 snap.id, target_subsystem_id=view.id, target_volume_path=vol_name
             )
+            if limit and (vol.size or 0) > limit:
+                # Only now is the snapshot's size known: undo, so nothing is left behind.
+                self.vms.volumes.delete(vol.id, missing_ok=True, force=True)
+                raise OutOfRange(f"snapshot {snap_id} holds {vol.size} bytes, more than limit_bytes {limit}")
         else:
             src_id = _require(source.volume.volume_id, "volume_content_source.volume.volume_id")
             src = self._volume(src_id)
-            if (src.size or 0) > size:
+            if limit and (src.size or 0) > limit:
                 raise OutOfRange(
-                    f"source volume {src_id} has {src.size} bytes, more than the requested {size}"
+                    f"source volume {src_id} has {src.size} bytes, more than limit_bytes {limit}"
                 )
             src_view = self._view_by_id(src.view_id)
             tmp = self._clone_tmp_snapshot(backend, src_view, src)
@@ -337,8 +350,9 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
                 )
             finally:
                 self.vms.snapshots.delete(tmp.id, missing_ok=True)
-        if (vol.size or 0) < size:
-            vol = self.vms.volumes.update(vol.id, size=size)
+        required = cap_range.required_bytes if cap_range else 0
+        if required and (vol.size or 0) < required:
+            vol = self.vms.volumes.update(vol.id, size=size_for(cap_range, required))
         return vol
 
     def _clone_tmp_snapshot(self, backend: str, view: View, src: Volume) -> Snapshot:

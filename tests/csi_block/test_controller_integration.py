@@ -318,18 +318,45 @@ def test_snapshots_clones_and_data(stack: tuple[VmsProcess, DriverProcess], tmp_
         with open(target, "rb") as clone_dev:
             assert clone_dev.read(15) == b"before-snapshot"
         detach(vol, staging, target)
-    # A clone smaller than its source is refused, and leaves no transient snapshot behind.
-    code, _ = code_of(
-        c.CreateVolume,
+    # A clone whose limit is below its source's size is refused (from a volume and from a snapshot),
+    # and leaves no volume and no transient snapshot behind; without a limit it keeps the source size.
+    for kind, content in (
+        (
+            "vol",
+            csi_pb2.VolumeContentSource(
+                volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id=src.volume_id)
+            ),
+        ),
+        (
+            "snap",
+            csi_pb2.VolumeContentSource(
+                snapshot=csi_pb2.VolumeContentSource.SnapshotSource(snapshot_id=snap.snapshot_id)
+            ),
+        ),
+    ):
+        before = len(vms_volumes(vms))
+        code, _ = code_of(
+            c.CreateVolume,
+            csi_pb2.CreateVolumeRequest(
+                name=f"pvc-too-small-{kind}",
+                volume_capabilities=[block_cap()],
+                volume_content_source=content,
+                capacity_range=csi_pb2.CapacityRange(required_bytes=8 * MiB, limit_bytes=8 * MiB),
+            ),
+        )
+        assert code == grpc.StatusCode.OUT_OF_RANGE, kind
+        assert len(vms_volumes(vms)) == before, kind
+    small = c.CreateVolume(
         create_req(
-            "pvc-too-small",
+            "pvc-small-ok",
             8 * MiB,
             volume_content_source=csi_pb2.VolumeContentSource(
                 volume=csi_pb2.VolumeContentSource.VolumeSource(volume_id=src.volume_id)
             ),
-        ),
-    )
-    assert code == grpc.StatusCode.OUT_OF_RANGE
+        )
+    ).volume
+    assert small.capacity_bytes == 16 * MiB
+    c.DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=small.volume_id))
     names = [s["name"] for s in vms.api("GET", "snapshots/").json()]
     assert not [x for x in names if "clonetmp" in x]
     for vol in (src, other, from_snap, from_vol):
