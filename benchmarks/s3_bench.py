@@ -7,6 +7,8 @@ object sizes, same disk; one client thread, plus a concurrent 4 KiB case:
 * ``vms-mock``  - a real ``vms-mock`` process (temporary data dir); a user, an access key and a
   bucket view are created through the REST API, then boto3 talks to the S3 port.
 * ``moto``      - ``moto.server.ThreadedMotoServer`` (the common Python stand-in), in-process.
+* ``null srv``  - benchmarks/s3_null_server.py: drops PUT bytes, returns zeros, checks nothing:
+  the most any server can reach with this client on this machine (boto3 signs, hashes, parses).
 * ``raw disk``  - plain file writes of the same sizes to the same directory (temp file, fsync at
   the end, rename - what the endpoint does per object) and reads back: the limit.
 
@@ -101,6 +103,21 @@ def moto_endpoint() -> Iterator[tuple[str, str, str, str]]:
         yield url, "testing", "testing", "bench"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def null_endpoint() -> Iterator[tuple[str, str, str, str]]:
+    """The boto3 ceiling: benchmarks/s3_null_server.py drops bytes and checks nothing."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("s3_null_server.py")), str(port)],
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        yield f"http://127.0.0.1:{port}", "null", "null", "bench"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def client(url: str, key: str, secret: str, pool: int = 10) -> Any:
@@ -198,7 +215,7 @@ def main() -> int:
 
     try:
         print(f"work dir {work}; boto3 default config; {rounds} round(s)", file=sys.stderr)
-        with vms_mock_endpoint(work) as vms_ep, moto_endpoint() as moto_ep:
+        with vms_mock_endpoint(work) as vms_ep, moto_endpoint() as moto_ep, null_endpoint() as null_ep:
             for r in range(rounds):
                 for case in cases:
                     size, count, threads = case
@@ -208,6 +225,7 @@ def main() -> int:
                     keep("vms-mock", case, *bench_s3(vms_ep, size, count, threads, tag))
                     keep("moto", case, *bench_s3(moto_ep, size, count, threads, tag))
                     keep("raw disk", case, *bench_raw(work / "raw" / tag, size, count, threads))
+                    keep("null srv", case, *bench_s3(null_ep, size, count, threads, tag))
                     shutil.rmtree(work / "raw" / tag, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -216,7 +234,7 @@ def main() -> int:
           f"{'GET MiB/s':>10} {'GET ops/s':>10}")
     for case in cases:
         size, count, threads = case
-        for target in ("vms-mock", "moto", "raw disk"):
+        for target in ("vms-mock", "moto", "raw disk", "null srv"):
             put_s, get_s = best[(target, case)]
             mib = size * count / MIB
             print(f"{target:<10} {fmt_size(size):>7} {threads:>4} {count:>6} {mib / put_s:>10.1f} "

@@ -157,3 +157,43 @@ def test_entity_too_large_is_refused_before_the_body(s3):
 def test_unimplemented_subresource(s3):
     r = signed(s3, "GET", "/bucket-a?lifecycle")
     assert r.status_code == 501 and "<Code>NotImplemented</Code>" in r.text
+
+
+def _signed_head(s3, path: str, length: int) -> bytes:
+    from urllib.parse import urlsplit
+
+    url = f"{s3.endpoint}{path}"
+    req = AWSRequest(method="PUT", url=url, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+                                                     "Content-Length": str(length)})
+    SigV4Auth(Credentials(s3.owner.access_key, s3.owner.secret_key), "s3", "us-east-1").add_auth(req)
+    return (f"PUT {path} HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host") + "\r\n").encode()
+
+
+def test_body_cut_short_writes_nothing_and_the_server_keeps_serving(s3):
+    """A 3 MiB PUT whose connection closes after 1 MiB (the large-body receive path)."""
+    with socket.create_connection(("127.0.0.1", s3.service.port), timeout=10) as sock:
+        sock.sendall(_signed_head(s3, "/bucket-a/cut", 3 << 20) + b"x" * (1 << 20))
+    import time
+
+    tmp = s3.root / "s3" / "bucket-a" / ".s3" / "tmp"
+    deadline = time.monotonic() + 15  # the server notices the request and the close asynchronously
+    while (not tmp.is_dir() or list(tmp.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp.iterdir()) == []
+    with pytest.raises(ClientError):
+        s3.client().head_object(Bucket="bucket-a", Key="cut")
+    assert s3.directory.used == 0
+
+
+def test_large_body_then_next_request_in_the_same_packet(s3):
+    """After a large body read straight from the socket, the next request on the connection
+    (already sent) is served: nothing is read past the body."""
+    body = bytes(range(256)) * (8 << 10)  # 2 MiB
+    first = _signed_head(s3, "/bucket-a/big", len(body)) + body
+    second = _signed_head(s3, "/bucket-a/small", 5) + b"hello"
+    resp = _raw(s3, first + second, read_timeout=3)
+    assert resp.count(b"HTTP/1.1 200 OK") == 2, resp[:300]
+    c = s3.client()
+    assert c.get_object(Bucket="bucket-a", Key="big")["Body"].read() == body
+    assert c.get_object(Bucket="bucket-a", Key="small")["Body"].read() == b"hello"

@@ -8,11 +8,13 @@ import binascii
 import contextlib
 import hashlib
 import os
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from vms_mock.s3.awschunked import AwsChunkedBody
 from vms_mock.s3.errors import S3Error
-from vms_mock.s3.http import Body, Request
+from vms_mock.s3.http import Body, LengthBody, Request
 from vms_mock.s3.sigv4 import (
     STREAMING_MODES,
     STREAMING_SIGNED_TRAILER,
@@ -20,7 +22,7 @@ from vms_mock.s3.sigv4 import (
 )
 from vms_mock.s3.store import BucketStore, ObjectWriter
 
-READ_SIZE = 4 << 20          # body block handed to a worker thread (hash + write)
+READ_SIZE = 2 << 20          # body block handed to the workers (smaller: shorter tail after the last byte)
 INLINE_LIMIT = 256 * 1024   # bodies up to this size are hashed and written on the loop thread
 MAX_OBJECT = 5 << 30         # single PUT / part limit (as S3)
 COPY_CHUNK = 8 << 20
@@ -51,6 +53,21 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
                               int(decoded) if decoded and decoded.isdigit() else None,
                               trailer_signed=mode == STREAMING_SIGNED_TRAILER)
     return req.body
+
+
+RAW_MIN = 1 << 20  # bodies from this size are received straight into block buffers
+
+
+async def _blocks(body: Body, length: int | None) -> AsyncGenerator[list[Any], None]:
+    """The payload as blocks of about READ_SIZE bytes (lists of bytes-like pieces)."""
+    if isinstance(body, LengthBody) and length is not None and length >= RAW_MIN and body.can_stream_raw():
+        raw = body.raw_blocks(READ_SIZE)
+        async with contextlib.aclosing(raw):
+            async for view in raw:
+                yield [view]
+        return
+    while block := await _read_block(body, READ_SIZE):
+        yield block
 
 
 async def _read_block(body: Body, size: int) -> list[bytes]:
@@ -102,25 +119,24 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
     pending: list[asyncio.Future[None]] = []
     try:
         received = 0
-        while True:
-            block = await _read_block(body, READ_SIZE)
-            if not block:
-                break
-            size = sum(map(len, block))
-            received += size
-            if received > limit:
-                raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
-            for fut in pending:
-                await fut
-            pending = []
-            if received < INLINE_LIMIT:
-                writer.feed_md5(block)
-                writer.feed_rest(block)
-            else:
-                # Workers hash and write this block while the loop receives the next one
-                # (hashlib and os.write release the GIL); MD5 runs beside SHA-256 + write.
-                pending = [loop.run_in_executor(pool, writer.feed_md5, block),
-                           loop.run_in_executor(pool, writer.feed_rest, block)]
+        blocks = _blocks(body, length)
+        async with contextlib.aclosing(blocks):
+            async for block in blocks:
+                size = sum(map(len, block))
+                received += size
+                if received > limit:
+                    raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
+                for fut in pending:
+                    await fut
+                pending = []
+                if received < INLINE_LIMIT:
+                    writer.feed_md5(block)
+                    writer.feed_rest(block)
+                else:
+                    # Workers hash and write this block while the loop receives the next one
+                    # (hashlib and os.write release the GIL); MD5 runs beside SHA-256 + write.
+                    pending = [loop.run_in_executor(pool, writer.feed_md5, block),
+                               loop.run_in_executor(pool, writer.feed_rest, block)]
         for fut in pending:
             await fut
         pending = []
