@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,6 +69,17 @@ class ControllerConfig:
 def _require(value: str, name: str) -> str:
     if not value:
         raise InvalidArgument(f"{name} is required")
+    return value
+
+
+_BANNED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _csi_name(value: str) -> str:
+    """A CSI name: required, without the control characters the spec bans."""
+    _require(value, "name")
+    if _BANNED.search(value):
+        raise InvalidArgument("name contains a control character the CSI spec does not allow")
     return value
 
 
@@ -249,7 +261,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
     # ---- CreateVolume ---------------------------------------------------------------------
 
     def CreateVolume(self, request, context):
-        name = _require(request.name, "name")
+        name = _csi_name(request.name)
         capability.require_all_supported(request.volume_capabilities)
         p = params.volume_params(
             request.parameters,
@@ -658,7 +670,7 @@ class ControllerService(csi_pb2_grpc.ControllerServicer):
         )
 
     def CreateSnapshot(self, request, context):
-        name = _require(request.name, "name")
+        name = _csi_name(request.name)
         source_id = _require(request.source_volume_id, "source_volume_id")
         params.check_keys(request.parameters, params.SNAPSHOT_KEYS, "parameters")
         vol = self._volume(source_id)

@@ -194,3 +194,29 @@ def test_volume_locks_abort_a_second_operation_and_keyed_mutex_queues() -> None:
     for t in threads:
         t.join()
     assert mutex._locks == {}
+
+
+def test_csi_names_reject_banned_control_characters() -> None:
+    from csi_block_driver.controller import _csi_name
+
+    assert _csi_name("pvc-1 with\ttab and ünïcode") == "pvc-1 with\ttab and ünïcode"
+    for bad in ("a\x00b", "a\x1bb", "a\x85b"):
+        with pytest.raises(InvalidArgument, match="control character"):
+            _csi_name(bad)
+    with pytest.raises(InvalidArgument, match="name is required"):
+        _csi_name("")
+
+
+def test_vms_secret_dir_configures_the_client(tmp_path: Path) -> None:
+    from csi_block_driver.cli import build_parser, vms_config
+
+    (tmp_path / "endpoint").write_text("https://vms.example.com\n")
+    (tmp_path / "username").write_text("admin\n")
+    (tmp_path / "password").write_text("s3cret\n")
+    (tmp_path / "tenant").write_text("t1\n")
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    cfg = vms_config(build_parser().parse_args(["--vms-secret-dir", str(tmp_path)]))
+    assert cfg.endpoint == "https://vms.example.com" and cfg.username == "admin" and cfg.tenant == "t1"
+    assert cfg.password is not None and cfg.password.get_secret_value() == "s3cret"
+    assert cfg.ca_bundle == str(tmp_path / "ca.crt") and cfg.verify
+    assert "s3cret" not in repr(cfg)
