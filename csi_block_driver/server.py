@@ -35,7 +35,7 @@ RPC_LATENCY = Histogram(
     ["method"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
-RPC_IN_FLIGHT = Counter("csi_rpc_started_total", "CSI RPCs started, by method", ["method"])
+RPC_STARTED = Counter("csi_rpc_started_total", "CSI RPCs started, by method", ["method"])
 
 # Fields that may hold secrets beyond the `secrets` maps (the spec marks mount_flags as sensitive).
 _SENSITIVE_FIELDS = {"secrets", "mount_flags"}
@@ -63,7 +63,7 @@ def _drop_sensitive(value: Any) -> Any:
 def _wrap(method: str, fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
     def handler(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.monotonic()
-        RPC_IN_FLIGHT.labels(method).inc()
+        RPC_STARTED.labels(method).inc()
         log.debug("rpc start", extra={"rpc": method, "request": loggable(request)})
         try:
             response = fn(request, context)
