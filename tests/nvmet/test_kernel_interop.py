@@ -38,6 +38,7 @@ NGUID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 SIZE = 64 << 20
 PATTERN_OFFSET = 64 << 10  # where the guest writes its 1 MiB pattern
 PATTERN_LEN = 1 << 20
+DISCARD_OFFSET = 12 << 20  # the guest writes 1 MiB here, then discards it
 
 GUEST_SCRIPT = r"""#!/bin/sh
 T=10.0.2.2
@@ -98,6 +99,13 @@ wait $p1 && wait $p2; check parallel-1m-writes $?
 a=$(dd if="$link" bs=1M count=1 skip=8 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
 b=$(dd if="$link" bs=1M count=1 skip=9 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
 [ "$a" = "$md5" ] && [ "$b" = "$md5" ]; check parallel-1m-read-back $? "$a $b"
+# discard (Dataset Management deallocate): the range reads back as zeros; the host test checks
+# that the backing file has a hole there
+dd if=/tmp/pat of="$link" bs=1M count=1 seek=12 oflag=direct 2>/dev/null
+blkdiscard -o $((12 << 20)) -l $((1 << 20)) "/dev/$dev" 2>&1; check discard $?
+zero=$(dd if=/dev/zero bs=1M count=1 2>/dev/null | md5sum | cut -d' ' -f1)
+c=$(dd if="$link" bs=1M count=1 skip=12 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$c" = "$zero" ]; check discard-reads-zeros $? "$c"
 dd if=/dev/zero of="$link" bs=512 count=1 seek=@SECTORS@ oflag=direct 2>/dev/null
 [ $? != 0 ]; check write-past-end-refused $?
 timeout 60 nvme flush "/dev/$dev" 2>&1 || timeout 60 nvme flush "/dev/$dev" -n 1 2>&1; check flush $?
@@ -130,7 +138,7 @@ echo "KVDONE"
 EXPECTED = [
     "discover-rc", "discover-lists-subsystem", "discover-io-port", "stranger-sees-nothing",
     "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
-    "write-last-lba", "parallel-1m-writes", "parallel-1m-read-back",
+    "write-last-lba", "parallel-1m-writes", "parallel-1m-read-back", "discard", "discard-reads-zeros",
     "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba",
     "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
@@ -213,3 +221,9 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
         f.seek(PATTERN_OFFSET)
         assert hashlib.md5(f.read(PATTERN_LEN)).hexdigest() == md5.group(1)
     assert os.path.getsize(backing) == 2 * SIZE
+    with open(backing, "rb") as f:  # the discarded MiB is a hole in the backing file
+        try:
+            next_data = os.lseek(f.fileno(), DISCARD_OFFSET, os.SEEK_DATA)
+        except OSError:  # ENXIO: no data after it at all
+            next_data = 2 * SIZE
+        assert next_data >= DISCARD_OFFSET + (1 << 20)

@@ -298,7 +298,9 @@ class Controller:
 
     async def _dsm(self, cmd: w.Command, rec: NamespaceRecord, data: bytes | bytearray) -> Response:
         nr = (cmd.cdw(10) & 0xFF) + 1
-        if len(data) != nr * 16 or cmd.sgl_length != nr * 16:
+        # The transfer may be longer than the ranges (Linux sends a whole buffer for one range),
+        # never shorter - the same rule as the Linux target.
+        if len(data) < nr * 16:
             return Response(w.SGL_INVALID_DATA)
         if not cmd.cdw(11) & (1 << 2):  # only "deallocate" has an effect; other hints are advisory
             return Response()
