@@ -35,6 +35,8 @@ RUN /opt/kubevast/bin/pip install --no-compile . \
 
 # ---- runtime stage ----------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
+# Re-declared: an ARG from before the first FROM is not visible inside a stage otherwise.
+ARG PYTHON_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="kubevast" \
