@@ -114,10 +114,10 @@ def run_guest(ns: str, image: Path, initrd: Path, on_line: Callable[[str], None]
 
 
 def write_config(path: Path, subnqn: str, hostnqn: str, backing: Path, size: int, nguid: str,
-                 ns_uuid: str) -> None:
+                 ns_uuid: str, extra_namespaces: list[dict[str, object]] | None = None) -> None:
     config = {"subsystems": [{"nqn": subnqn, "namespaces": [{
         "nsid": 1, "volume_id": 1, "nguid": nguid, "uuid": ns_uuid, "size": size,
-        "backing_path": str(backing), "hosts": [hostnqn]}]}]}
+        "backing_path": str(backing), "hosts": [hostnqn]}, *(extra_namespaces or [])]}]}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(config))
     tmp.replace(path)

@@ -35,6 +35,8 @@ HOSTID = "5e3c41a2-7f1b-4d7e-9f60-8c2b1a0d4e11"
 STRANGER = "nqn.2014-08.org.nvmexpress:uuid:0badc0de-0000-4000-8000-000000000000"
 NS_UUID = "3f2a9c1e-5b7d-4e21-a0c4-6d8e9f102b3c"
 NGUID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+NS2_UUID = "9d6e0b7a-1c2f-4a3b-8e5d-7f60a1b2c3d4"
+NS2_SIZE = 8 << 20
 SIZE = 64 << 20
 PATTERN_OFFSET = 64 << 10  # where the guest writes its 1 MiB pattern
 PATTERN_LEN = 1 << 20
@@ -117,6 +119,21 @@ i=0
 while [ $i -lt 150 ] && [ "$(cat /sys/block/$dev/size)" != "@SECTORS2@" ]; do sleep 0.2; i=$((i+1)); done
 [ "$(cat /sys/block/$dev/size)" = "@SECTORS2@" ]; check resize-seen $? "$(cat /sys/block/$dev/size)"
 dd if=/tmp/pat of="$link" bs=512 count=1 seek=@LASTLBA2@ oflag=direct 2>&1; check write-new-last-lba $?
+# ...and a second volume was mapped at the same moment: a new namespace appears by itself
+dev2=
+i=0
+while [ $i -lt 150 ] && [ -z "$dev2" ]; do
+  for d in /sys/block/nvme*n*; do
+    case "$(basename "$d")" in nvme*c*n*) continue ;; esac
+    [ -e "$d/uuid" ] && [ "$(cat "$d/uuid")" = "@UUID2@" ] && dev2=$(basename "$d")
+  done
+  [ -n "$dev2" ] || sleep 0.2
+  i=$((i+1))
+done
+[ -n "$dev2" ]; check second-namespace-appears $? "$(ls /sys/block)"
+kv-bylinks
+dd if=/tmp/pat of=/dev/disk/by-id/nvme-uuid.@UUID2@ bs=4096 count=256 oflag=direct 2>/dev/null
+check second-namespace-write $?
 
 timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect $?
 wait_gone; check device-gone $?
@@ -139,7 +156,8 @@ EXPECTED = [
     "discover-rc", "discover-lists-subsystem", "discover-io-port", "stranger-sees-nothing",
     "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
     "write-last-lba", "parallel-1m-writes", "parallel-1m-read-back", "discard", "discard-reads-zeros",
-    "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba",
+    "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba", "second-namespace-appears",
+    "second-namespace-write",
     "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
     "stranger-has-no-device",
@@ -149,7 +167,8 @@ EXPECTED = [
 def _guest_script() -> str:
     subs = {"@UUID@": NS_UUID, "@HOSTNQN@": HOSTNQN, "@HOSTID@": HOSTID, "@STRANGER@": STRANGER,
             "@SUBNQN@": SUBNQN, "@SECTORS@": str(SIZE // 512), "@LASTLBA@": str(SIZE // 512 - 1),
-            "@NGUID@": NGUID, "@SECTORS2@": str(2 * SIZE // 512), "@LASTLBA2@": str(2 * SIZE // 512 - 1)}
+            "@NGUID@": NGUID, "@UUID2@": NS2_UUID, "@SECTORS2@": str(2 * SIZE // 512),
+            "@LASTLBA2@": str(2 * SIZE // 512 - 1)}
     text = GUEST_SCRIPT
     for k, v in subs.items():
         text = text.replace(k, v)
@@ -185,6 +204,7 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
     backing = tmp_path / "vol.img"
     with open(backing, "wb") as f:
         f.truncate(SIZE)
+    backing2 = tmp_path / "vol2.img"
     config = tmp_path / "target.json"
     write_config(config, SUBNQN, HOSTNQN, backing, SIZE, NGUID, NS_UUID)
     target = start_target(ns, config, tmp_path)
@@ -193,7 +213,11 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
         if line == "KVRESIZE":  # grow the volume as vms-mock does, then tell the target
             with open(backing, "r+b") as f:
                 f.truncate(2 * SIZE)
-            write_config(config, SUBNQN, HOSTNQN, backing, 2 * SIZE, NGUID, NS_UUID)
+            with open(backing2, "wb") as f:
+                f.truncate(NS2_SIZE)
+            write_config(config, SUBNQN, HOSTNQN, backing, 2 * SIZE, NGUID, NS_UUID, [{
+                "nsid": 2, "nguid": "b" * 32, "uuid": NS2_UUID, "size": NS2_SIZE,
+                "backing_path": str(backing2), "hosts": [HOSTNQN]}])
             target.send_signal(signal.SIGHUP)
 
     try:
@@ -227,3 +251,5 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
         except OSError:  # ENXIO: no data after it at all
             next_data = 2 * SIZE
         assert next_data >= DISCARD_OFFSET + (1 << 20)
+    with open(backing2, "rb") as f:  # what the guest wrote to the second namespace
+        assert hashlib.md5(f.read(PATTERN_LEN)).hexdigest() == md5.group(1)
