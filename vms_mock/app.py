@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -30,26 +30,27 @@ from vms_mock.faults import FaultRule, Faults
 
 log = logging.getLogger("vms_mock.api")
 
-PREFIXES = ("/api/v1", "/api", "/api/v5")  # the first one is published in the OpenAPI document
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 # kind -> (create model, update model)
+# Routes match in registration order, so the busiest resources come first.
 CRUD: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
-    "tenants": (m.TenantCreate, m.TenantUpdate),
-    "managers": (m.ManagerCreate, m.ManagerUpdate),
-    "apitokens": (m.ApiTokenCreate, m.ApiTokenUpdate),
+    "volumes": (m.VolumeCreate, m.VolumeUpdate),
+    "views": (m.ViewCreate, m.ViewUpdate),
+    "blockhosts": (m.BlockHostCreate, m.BlockHostUpdate),
+    "quotas": (m.QuotaCreate, m.QuotaUpdate),
+    "users": (m.UserCreate, m.UserUpdate),
+    "snapshots": (m.SnapshotCreate, m.SnapshotUpdate),
+    "s3policies": (m.S3PolicyCreate, m.S3PolicyUpdate),
     "viewpolicies": (m.ViewPolicyCreate, m.ViewPolicyUpdate),
     "qospolicies": (m.QosPolicyCreate, m.QosPolicyUpdate),
     "vippools": (m.VipPoolCreate, m.VipPoolUpdate),
-    "views": (m.ViewCreate, m.ViewUpdate),
-    "quotas": (m.QuotaCreate, m.QuotaUpdate),
-    "users": (m.UserCreate, m.UserUpdate),
-    "s3policies": (m.S3PolicyCreate, m.S3PolicyUpdate),
-    "snapshots": (m.SnapshotCreate, m.SnapshotUpdate),
-    "volumes": (m.VolumeCreate, m.VolumeUpdate),
-    "blockhosts": (m.BlockHostCreate, m.BlockHostUpdate),
+    "tenants": (m.TenantCreate, m.TenantUpdate),
+    "managers": (m.ManagerCreate, m.ManagerUpdate),
+    "apitokens": (m.ApiTokenCreate, m.ApiTokenUpdate),
 }
 READ_ONLY = ("blockhostvolumes", "vtasks")
+SLOW_CREATES = {"snapshots", "managers"}  # data copies, password hashing: thread pool
 AUDIT_FILTERS = {"principal", "tenant", "method", "path", "path__contains", "path__startswith",
                  "object_id", "status", "outcome"}
 
@@ -124,6 +125,11 @@ class ApiMiddleware:
             return
         method, path = scope["method"], scope["path"]
         state = scope.setdefault("state", {})
+        internal = canonical_path(path)
+        if internal is not path:
+            # /api/ and /api/v5/ serve the same resources as /api/v1/: one route table, one match
+            state["orig_path"] = path
+            scope = {**scope, "path": internal, "raw_path": internal.encode()}
         status = [500]
 
         async def send_wrapper(message: dict[str, Any]) -> None:
@@ -161,16 +167,57 @@ class ApiMiddleware:
                     log.exception("audit record failed")
 
 
+def canonical_path(path: str) -> str:
+    """The /api/v1/ path serving ``path`` (the same object when nothing changes)."""
+    if path.startswith("/api/v5/"):
+        return "/api/v1/" + path[8:]
+    if path.startswith("/api/") and not path.startswith(_OWN_PREFIXES):
+        return "/api/v1/" + path[5:]
+    return path
+
+
+_OWN_PREFIXES = ("/api/v1/", "/api/admin/", "/api/openapi.json", "/api/docs")
+
+
+class _Prefixed:
+    """Route decorators that register straight on the app under a prefix. (An included APIRouter
+    costs a second full route match per request in this FastAPI version.)"""
+
+    def __init__(self, app: FastAPI, prefix: str, **defaults: Any) -> None:
+        self.app, self.prefix, self.defaults = app, prefix, defaults
+
+    def _route(self, method: str, path: str, **kw: Any) -> Callable[[Any], Any]:
+        return getattr(self.app, method)(self.prefix + path, **{**self.defaults, **kw})
+
+    def get(self, path: str, **kw: Any) -> Callable[[Any], Any]:
+        return self._route("get", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Any], Any]:
+        return self._route("post", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Any], Any]:
+        return self._route("patch", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Any], Any]:
+        return self._route("delete", path, **kw)
+
+
 def page_response(request: Request, page: Page) -> Response:
+    items = (b"[" + ",".join(page.raw).encode() + b"]") if page.raw is not None else dumps(page.results)
     if not page.paged:
-        return jresp(page.results)
+        return Response(content=items, media_type="application/json")
     count = page.count or 0
     nxt = prev = None
+    url = request.url
+    orig = request.scope.get("state", {}).get("orig_path")
+    if orig:  # links keep the prefix the client used
+        url = url.replace(path=orig)
     if page.page * page.page_size < count:
-        nxt = str(request.url.include_query_params(page=page.page + 1))
+        nxt = str(url.include_query_params(page=page.page + 1))
     if page.page > 1:
-        prev = str(request.url.include_query_params(page=page.page - 1))
-    return jresp({"count": count, "next": nxt, "previous": prev, "results": page.results})
+        prev = str(url.include_query_params(page=page.page - 1))
+    head = dumps({"count": count, "next": nxt, "previous": prev})
+    return Response(content=head[:-1] + b',"results":' + items + b"}", media_type="application/json")
 
 
 def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = False) -> Any:
@@ -201,7 +248,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         return jresp({"detail": f"Internal error ({type(exc).__name__}); see the server log."}, 500)
 
     # ---- auth -----------------------------------------------------------------------------------
-    def principal(request: Request) -> Principal:
+    async def principal(request: Request) -> Principal:
         p = vms.authenticate(request.headers.get("authorization"), request.headers.get("x-tenant-name"))
         request.state.principal = p.username
         request.state.tenant = p.tenant_name
@@ -211,7 +258,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         return dict(request.query_params)
 
     Auth = Annotated[Principal, Depends(principal)]
-    router = APIRouter()
+    router = _Prefixed(app, "/api/v1")
 
     @router.post("/token/", tags=["auth"], summary="Log in: username/password -> access and refresh tokens")
     def token(request: Request, body: m.TokenRequest) -> Response:
@@ -221,7 +268,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         return jresp(vms.login(body.username, body.password, tenant))
 
     @router.post("/token/refresh/", tags=["auth"], summary="A new access token from a refresh token")
-    def token_refresh(body: m.RefreshRequest) -> Response:
+    async def token_refresh(body: m.RefreshRequest) -> Response:
         return jresp(vms.refresh(body.refresh))
 
     # ---- generic CRUD ---------------------------------------------------------------------------
@@ -244,54 +291,67 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
 
     def add_list_get(kind: str) -> None:
         @router.get(f"/{kind}/", tags=[kind], openapi_extra=filter_params(kind), name=f"list_{kind}")
-        def list_objs(request: Request, p: Auth) -> Response:
+        async def list_objs(request: Request, p: Auth) -> Response:
             return page_response(request, vms.list_objs(p, kind, params(request)))
 
         @router.get(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"get_{kind}")
-        def get_obj(obj_id: str, p: Auth) -> Response:
+        async def get_obj(obj_id: str, p: Auth) -> Response:
             return jresp(vms.render(kind, vms.get_obj(p, kind, obj_id_of(obj_id))))
 
     def add_crud(kind: str, create_model: type[BaseModel], update_model: type[BaseModel]) -> None:
-        @router.post(f"/{kind}/", tags=[kind], status_code=201, name=f"create_{kind}")
-        def create(request: Request, body: create_model, p: Auth) -> Response:  # type: ignore[valid-type]
+        def create_sync(request: Request, body: create_model, p: Auth) -> Response:  # type: ignore[valid-type]
             obj = vms.create(p, kind, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
             request.state.object_id = obj.get("id")
             return jresp(obj, 201)
 
+        async def create_async(request: Request, body: create_model, p: Auth) -> Response:  # type: ignore[valid-type]
+            return create_sync(request, body, p)
+
+        # Handlers run on the event loop: each is a few SQLite statements, cheaper than a thread
+        # hop. Those that copy data (snapshots) or hash passwords run in the thread pool.
+        router.post(f"/{kind}/", tags=[kind], status_code=201, name=f"create_{kind}")(
+            create_sync if kind in SLOW_CREATES else create_async)
+
         add_list_get(kind)
 
         @router.patch(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"update_{kind}")
-        def update(request: Request, obj_id: str, body: update_model,  # type: ignore[valid-type]
+        async def update(request: Request, obj_id: str, body: update_model,  # type: ignore[valid-type]
                    p: Auth) -> Response:
             oid = obj_id_of(obj_id)
             request.state.object_id = oid
             return jresp(vms.update(p, kind, oid, body.model_dump(exclude_unset=True)))  # type: ignore[attr-defined]
 
         @router.delete(f"/{kind}/{{obj_id}}/", tags=[kind], status_code=204, name=f"delete_{kind}")
-        def delete(request: Request, obj_id: str, p: Auth, force: bool = False) -> Response:
+        async def delete(request: Request, obj_id: str, p: Auth, force: bool = False) -> Response:
             oid = obj_id_of(obj_id)
             request.state.object_id = oid
             vms.delete(p, kind, oid, force)
             return Response(status_code=204)
 
-    # specific routes first: "bulk" must not be taken for an id
+    for kind, (cm, um) in CRUD.items():
+        add_crud(kind, cm, um)
+    for kind in READ_ONLY:
+        add_list_get(kind)
+
+    # (method-specific paths such as blockhostvolumes/bulk/ never collide with {obj_id} routes of
+    # another method: a method mismatch is only a partial match, so matching goes on)
     @router.patch("/blockhostvolumes/bulk/", tags=["blockhostvolumes"],
                   summary="Map or unmap host/volume pairs; returns an async vtask")
-    def bulk(request: Request, body: m.BulkMapping, p: Auth) -> Response:
+    async def bulk(request: Request, body: m.BulkMapping, p: Auth) -> Response:
         out = vms.bulk_map(p, body.model_dump())
         request.state.object_id = out["async_task"]["id"]
         return jresp(out, 200)
 
     @router.post("/users/{obj_id}/access_keys/", tags=["users"], status_code=201,
                  summary="Create an access key pair; the secret is shown only here")
-    def create_key(request: Request, obj_id: str, p: Auth, body: m.AccessKeyCreate | None = None
+    async def create_key(request: Request, obj_id: str, p: Auth, body: m.AccessKeyCreate | None = None
                    ) -> Response:
         oid = obj_id_of(obj_id)
         request.state.object_id = oid
         return jresp(vms.create_access_key(p, oid), 201)
 
     @router.delete("/users/{obj_id}/access_keys/", tags=["users"], status_code=204)
-    def delete_key(request: Request, obj_id: str, body: m.AccessKeyDelete,
+    async def delete_key(request: Request, obj_id: str, body: m.AccessKeyDelete,
                    p: Auth) -> Response:
         oid = obj_id_of(obj_id)
         request.state.object_id = oid
@@ -315,7 +375,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
     @router.get("/audit/", tags=["audit"], openapi_extra={"parameters": [
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
         for n in [*sorted(AUDIT_FILTERS), "page", "page_size"]]})
-    def audit_list(request: Request, p: Auth) -> Response:
+    async def audit_list(request: Request, p: Auth) -> Response:
         if not p.is_super:
             raise ApiError({"detail": "Only a super-admin may read the audit log."}, 403)
         q = params(request)
@@ -337,11 +397,11 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
     for kind in ("versions", "clusters"):
         def add_static(kind: str) -> None:
             @router.get(f"/{kind}/", tags=[kind], openapi_extra=filter_params(kind), name=f"list_{kind}")
-            def static_list(request: Request, p: Auth) -> Response:
+            async def static_list(request: Request, p: Auth) -> Response:
                 return page_response(request, vms.static_list(kind, params(request)))
 
             @router.get(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"get_{kind}")
-            def static_get(obj_id: str, p: Auth) -> Response:
+            async def static_get(obj_id: str, p: Auth) -> Response:
                 oid = obj_id_of(obj_id)
                 rows = vms.versions() if kind == "versions" else vms.clusters()
                 for r in rows:
@@ -350,19 +410,14 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
                 raise NotFoundError()
         add_static(kind)
 
-    for kind, (cm, um) in CRUD.items():
-        add_crud(kind, cm, um)
-    for kind in READ_ONLY:
-        add_list_get(kind)
 
-    for i, prefix in enumerate(PREFIXES):
-        app.include_router(router, prefix=prefix, include_in_schema=i == 0)
+    # /api/ and /api/v5/ are rewritten to /api/v1/ by ApiMiddleware (see canonical_path)
 
     # ---- admin (fault control) ------------------------------------------------------------------
     if enable_admin:
-        admin = APIRouter(prefix="/api/admin", tags=["admin"])
+        admin = _Prefixed(app, "/api/admin", tags=["admin"])
 
-        def require_super(p: Auth) -> Principal:
+        async def require_super(p: Auth) -> Principal:
             if not p.is_super:
                 raise ApiError({"detail": "Only a super-admin may change faults."}, 403)
             return p
@@ -370,33 +425,32 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         SuperAuth = Annotated[Principal, Depends(require_super)]
 
         @admin.get("/faults/")
-        def faults_list(p: SuperAuth) -> Response:
+        async def faults_list(p: SuperAuth) -> Response:
             return jresp(faults.list())
 
         @admin.post("/faults/", status_code=201)
-        def faults_add(body: FaultRule, p: SuperAuth) -> Response:
+        async def faults_add(body: FaultRule, p: SuperAuth) -> Response:
             rid = faults.add(body)
             return jresp({"id": rid, **body.model_dump()}, 201)
 
         @admin.delete("/faults/", status_code=204)
-        def faults_clear(p: SuperAuth) -> Response:
+        async def faults_clear(p: SuperAuth) -> Response:
             faults.clear()
             return Response(status_code=204)
 
         @admin.delete("/faults/{rule_id}/", status_code=204)
-        def faults_remove(rule_id: str, p: SuperAuth) -> Response:
+        async def faults_remove(rule_id: str, p: SuperAuth) -> Response:
             if not faults.remove(obj_id_of(rule_id)):
                 raise NotFoundError()
             return Response(status_code=204)
 
         @admin.post("/expire_tokens/", summary="Invalidate every access and refresh token issued so far")
-        def expire_tokens(p: SuperAuth) -> Response:
+        async def expire_tokens(p: SuperAuth) -> Response:
             import time
 
             vms.signer.not_before = time.time()
             return jresp({"detail": "All tokens issued so far are now expired."})
 
-        app.include_router(admin)
 
     _tune_openapi(app)
     return ApiMiddleware(app, faults, audit), app

@@ -6,6 +6,7 @@ file operations (block backing files, view directories) are undone when the tran
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -15,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ FILTERS: dict[str, dict[str, type]] = {
 }
 TENANT_SCOPED = {"viewpolicies", "qospolicies", "vippools", "views", "quotas", "users", "s3policies",
                  "snapshots", "volumes", "blockhosts", "blockhostvolumes", "vtasks"}
+# kinds whose records hold hidden ("_") or computed fields: decoded and rendered on read
+RENDERED = {"users", "blockhosts", "managers", "apitokens", "snapshots", "vtasks"}
 GLOBAL_OK = {"qospolicies", "vippools"}  # tenant_id null = shared by every tenant
 BUCKET_RE = re.compile(r"^(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 NQN_PREFIX = "nqn.2024-08.com.vastdata"
@@ -114,7 +117,7 @@ class Page:
     paged: bool = False
     page: int = 1
     page_size: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    raw: list[str] | None = None  # results as stored JSON texts (instead of ``results``)
 
 
 class Vms:
@@ -365,15 +368,17 @@ class Vms:
             filters.append(("_owner_id", "exact", p.manager_id))
         if kind == "managers" and not p.is_super:
             raise PermissionDenied()
-        if page_size:
-            rows, count = self.store.find(kind, filters, tenant, offset=(page - 1) * page_size,
-                                          limit=page_size, with_count=True,
-                                          include_global=kind in GLOBAL_OK)
-            if page > 1 and not rows:
-                raise NotFoundError("Invalid page.")
-            return Page([self.render(kind, r) for r in rows], count, True, page, page_size)
-        rows, _ = self.store.find(kind, filters, tenant, include_global=kind in GLOBAL_OK)
-        return Page([self.render(kind, r) for r in rows])
+        offset, limit = ((page - 1) * page_size, page_size) if page_size else (0, None)
+        raw, count = self.store.find_raw(kind, filters, tenant, offset=offset, limit=limit,
+                                         with_count=bool(page_size), include_global=kind in GLOBAL_OK)
+        if page > 1 and not raw:
+            raise NotFoundError("Invalid page.")
+        if kind in RENDERED:
+            out = Page([self.render(kind, json.loads(r)) for r in raw], count, bool(page_size), page,
+                       page_size or 0)
+        else:  # stored JSON is exactly what the API shows: no decode/encode round trip
+            out = Page([], count, bool(page_size), page, page_size or 0, raw=raw)
+        return out
 
     @staticmethod
     def _int_param(params: dict[str, str], key: str, lo: int, hi: int) -> int | None:
@@ -651,12 +656,8 @@ class Vms:
         data = {"allow_create_bucket": False, "allow_delete_bucket": False, "s3_superuser": False,
                 "s3_policies_ids": [], "gid": None, **b, "tenant_id": t["id"], "tenant_name": t["name"]}
         if data.get("uid") is None:
-            # deterministic: the lowest free uid from 50000 in this tenant (no random collisions)
-            taken = {u.get("uid") for u in self.store.find("users", tenant_id=t["id"])[0]}
-            uid = 50000
-            while uid in taken:
-                uid += 1
-            data["uid"] = uid
+            # deterministic: one above the highest uid in this tenant, from 50000 (never random)
+            data["uid"] = max(49999, self.store.max_of("users", "uid", "tenant_id", t["id"]) or 0) + 1
         return self._insert("users", data, self._uniques_of("users", data) or {})
 
     def update_users(self, p: Principal, obj: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -721,12 +722,9 @@ class Vms:
         return view
 
     def _next_nsid(self, view_id: int) -> int:
-        vols, _ = self.store.find("volumes", [("view_id", "exact", view_id)])
-        used = {int(v["nsid"]) for v in vols}
-        nsid = 1
-        while nsid in used:
-            nsid += 1
-        return nsid
+        # max + 1: an NSID is not handed out again while a higher one lives, so hosts that cached
+        # a namespace do not meet a different volume under the same NSID
+        return (self.store.max_of("volumes", "nsid", "view_id", view_id) or 0) + 1
 
     def _new_volume(self, view: dict[str, Any], name: str, size: int, qos_policy_id: int | None,
                     fill: Callable[[Path], object] | None = None) -> dict[str, Any]:

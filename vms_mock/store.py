@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -20,12 +21,14 @@ from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
+    rid INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
     id INTEGER NOT NULL,
     tenant_id INTEGER,
-    data TEXT NOT NULL,
-    PRIMARY KEY (kind, id)
-) WITHOUT ROWID;
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS obj_kind_id ON objects (kind, id);
+CREATE INDEX IF NOT EXISTS obj_kind_tenant ON objects (kind, tenant_id, id);
 CREATE TABLE IF NOT EXISTS uniques (
     kind TEXT NOT NULL,
     ukey TEXT NOT NULL,
@@ -55,12 +58,40 @@ CREATE TABLE IF NOT EXISTS audit (
     outcome TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS obj_name ON objects (kind, json_extract(data, '$.name'));
-CREATE INDEX IF NOT EXISTS obj_path ON objects (kind, json_extract(data, '$.path'));
-CREATE INDEX IF NOT EXISTS obj_bucket ON objects (kind, json_extract(data, '$.bucket'));
-CREATE INDEX IF NOT EXISTS obj_view ON objects (kind, json_extract(data, '$.view_id'));
-CREATE INDEX IF NOT EXISTS obj_map_vol ON objects (kind, json_extract(data, '$.volume.id'));
-CREATE INDEX IF NOT EXISTS obj_map_host ON objects (kind, json_extract(data, '$.block_host.id'));
 """
+
+
+# Partial expression indexes: evaluated only for rows of their kind, so an insert pays for the
+# indexes of its own kind alone. Queries name the kind as a literal so the planner can use them.
+KIND_INDEXES: dict[str, list[tuple[str, ...]]] = {
+    "views": [("path",), ("bucket",), ("nqn",), ("policy_id",)],
+    "quotas": [("path",)],
+    "snapshots": [("path",)],
+    "volumes": [("view_id", "nsid"), ("uuid",)],
+    "blockhosts": [("nqn",)],
+    "blockhostvolumes": [("volume__id",), ("block_host__id",)],
+    "users": [("uid",)],
+    "managers": [("username",)],
+    "vtasks": [("state",)],
+}
+_KIND_RE = re.compile(r"^[a-z0-9_]+$")
+
+
+def _kind_indexes_sql() -> str:
+    out = []
+    for kind, indexes in KIND_INDEXES.items():
+        for fields in indexes:
+            cols = ", ".join(f"json_extract(data, '{json_path(f)}')" for f in fields)
+            name = f"ix_{kind}_{'_'.join(fields)}"
+            out.append(f"CREATE INDEX IF NOT EXISTS {name} ON objects ({cols}) WHERE kind='{kind}';")
+    return "\n".join(out)
+
+
+def _lit(kind: str) -> str:
+    """``kind`` as an SQL literal (kinds are internal constants; checked anyway)."""
+    if not _KIND_RE.match(kind):
+        raise ValueError(f"bad kind {kind!r}")
+    return f"'{kind}'"
 
 
 class UniqueViolation(Exception):
@@ -90,6 +121,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=OFF")
         self._db.executescript(SCHEMA)
+        self._db.executescript(_kind_indexes_sql())
         self._depth = 0
         self._change_seq = 0
         self._pending_events: list[tuple[str, dict[str, Any]]] = []
@@ -236,10 +268,23 @@ class Store:
         with_count: bool = False,
         include_global: bool = False,
     ) -> tuple[list[dict[str, Any]], int | None]:
+        rows, total = self.find_raw(kind, filters, tenant_id, offset, limit, with_count, include_global)
+        return [json.loads(r) for r in rows], total
+
+    def find_raw(
+        self,
+        kind: str,
+        filters: list[tuple[str, str, Any]] | None = None,
+        tenant_id: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        with_count: bool = False,
+        include_global: bool = False,
+    ) -> tuple[list[str], int | None]:
         """Objects of ``kind`` matching every ``(field, op, value)``; op is exact/contains/
         startswith/endswith/in. Ordered by id. Returns (page, total count if asked)."""
-        where = ["kind=?"]
-        args: list[Any] = [kind]
+        where = [f"kind={_lit(kind)}"]
+        args: list[Any] = []
         if tenant_id is not None:
             where.append("(tenant_id=? OR tenant_id IS NULL)" if include_global else "tenant_id=?")
             args.append(tenant_id)
@@ -267,13 +312,25 @@ class Store:
             total = None
             if with_count:
                 total = int(db.execute(f"SELECT count(*) FROM objects WHERE {sql_where}", args).fetchone()[0])
-            sql = f"SELECT data FROM objects WHERE {sql_where} ORDER BY id"
+            # Unfiltered: walk the (kind, id) index in order. Filtered: "+id" keeps the planner from
+            # choosing that index for the ORDER BY over the filter's own index.
+            order = "+id" if filters else "kind, id"
+            sql = f"SELECT data FROM objects WHERE {sql_where} ORDER BY {order}"
             if limit is not None:
                 sql += " LIMIT ? OFFSET ?"
                 rows = db.execute(sql, [*args, limit, offset]).fetchall()
             else:
                 rows = db.execute(sql, args).fetchall()
-            return [json.loads(r[0]) for r in rows], total
+            return [r[0] for r in rows], total
+
+    def max_of(self, kind: str, field: str, where: str, value: Any) -> int | None:
+        """max(``field``) over objects of ``kind`` whose ``where`` equals ``value`` (index-backed)."""
+        sql = (f"SELECT max(json_extract(data, '{json_path(field)}')) FROM objects "
+               f"WHERE kind={_lit(kind)} AND "
+               + ("tenant_id=?" if where == "tenant_id" else f"json_extract(data, '{json_path(where)}')=?"))
+        with self.read() as db:
+            row = db.execute(sql, (value,)).fetchone()
+            return int(row[0]) if row and row[0] is not None else None
 
     def lookup_unique(self, kind: str, ukey: str) -> int | None:
         with self.read() as db:
