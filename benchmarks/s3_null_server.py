@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-ZEROS = bytes(64 << 20)
+ZEROS = bytes(16 << 20)
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sizes: dict[str, int]) -> None:
@@ -35,8 +35,12 @@ async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size
                 writer.write(b"HTTP/1.1 200 OK\r\n" + etag + b"Content-Length: 0\r\n\r\n")
             elif method == "GET" and key in sizes:
                 n = sizes[key]
-                writer.write(b"HTTP/1.1 200 OK\r\n" + etag + f"Content-Length: {n}\r\n\r\n".encode())
-                writer.write(memoryview(ZEROS)[:n])
+                head = b"HTTP/1.1 200 OK\r\n" + etag + f"Content-Length: {n}\r\n\r\n".encode()
+                if n <= 65536:  # one write for small bodies, as the servers under test do
+                    writer.write(head + ZEROS[:n])
+                else:
+                    writer.write(head)
+                    writer.write(memoryview(ZEROS)[:n])
             else:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()

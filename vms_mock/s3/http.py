@@ -15,10 +15,9 @@ import contextlib
 import logging
 import os
 import secrets
-import socket
 import ssl
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import unquote_plus
@@ -126,60 +125,6 @@ class LengthBody(Body):
             raise BadRequest("IncompleteBody", "the connection closed before the body ended")
         self.remaining -= len(data)
         return data
-
-    def can_stream_raw(self) -> bool:
-        """Whether raw_blocks may be used: plain TCP and a StreamReader whose buffer we can see."""
-        transport = self.watch.transport
-        return (transport.get_extra_info("sslcontext") is None
-                and transport.get_extra_info("socket") is not None
-                and isinstance(getattr(self.reader, "_buffer", None), bytearray))
-
-    async def raw_blocks(self, size: int) -> AsyncGenerator[memoryview, None]:
-        """The rest of the body in blocks of ``size`` bytes received straight into two
-        alternating buffers (no StreamReader copies). A block's buffer is reused two blocks
-        later: the consumer must be done with block N before it asks for block N+2.
-
-        The stream transport is paused meanwhile and the socket read through a dup'ed
-        descriptor (asyncio refuses sock_* calls on a descriptor a transport owns).
-        """
-        assert self.remaining is not None
-        if self.cont.pending:
-            self.cont()
-        buffered: bytearray = getattr(self.reader, "_buffer")  # noqa: B009 - what the stream read ahead
-        take = min(len(buffered), self.remaining)
-        head = bytes(buffered[:take])
-        del buffered[:take]
-        self.remaining -= take
-        transport = self.watch.transport
-        assert isinstance(transport, asyncio.Transport)
-        transport.pause_reading()
-        raw = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
-        raw.setblocking(False)
-        loop = asyncio.get_running_loop()
-        try:
-            if head:
-                yield memoryview(head)
-            buffers = (bytearray(size), bytearray(size))
-            turn = 0
-            while self.remaining:
-                buf = memoryview(buffers[turn])
-                turn ^= 1
-                want = min(size, self.remaining)
-                got = 0
-                while got < want:
-                    try:
-                        n = await asyncio.wait_for(loop.sock_recv_into(raw, buf[got:want]), BODY_TIMEOUT)
-                    except TimeoutError:
-                        raise BadRequest("RequestTimeout", "body read timed out") from None
-                    if n == 0:
-                        raise BadRequest("IncompleteBody", "the connection closed before the body ended")
-                    got += n
-                self.remaining -= want
-                yield buf[:want]
-        finally:
-            raw.close()  # only the duplicate descriptor; the connection stays open
-            if not transport.is_closing():
-                transport.resume_reading()
 
 
 class ChunkedBody(Body):

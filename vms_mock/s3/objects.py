@@ -14,7 +14,7 @@ from typing import Any
 
 from vms_mock.s3.awschunked import AwsChunkedBody
 from vms_mock.s3.errors import S3Error
-from vms_mock.s3.http import Body, LengthBody, Request
+from vms_mock.s3.http import Body, Request
 from vms_mock.s3.sigv4 import (
     STREAMING_MODES,
     STREAMING_SIGNED_TRAILER,
@@ -55,17 +55,8 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
     return req.body
 
 
-RAW_MIN = 1 << 20  # bodies from this size are received straight into block buffers
-
-
-async def _blocks(body: Body, length: int | None) -> AsyncGenerator[list[Any], None]:
-    """The payload as blocks of about READ_SIZE bytes (lists of bytes-like pieces)."""
-    if isinstance(body, LengthBody) and length is not None and length >= RAW_MIN and body.can_stream_raw():
-        raw = body.raw_blocks(READ_SIZE)
-        async with contextlib.aclosing(raw):
-            async for view in raw:
-                yield [view]
-        return
+async def _blocks(body: Body) -> AsyncGenerator[list[Any], None]:
+    """The payload as blocks of about READ_SIZE bytes (lists of the pieces the socket gave)."""
     while block := await _read_block(body, READ_SIZE):
         yield block
 
@@ -119,7 +110,7 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
     pending: list[asyncio.Future[None]] = []
     try:
         received = 0
-        blocks = _blocks(body, length)
+        blocks = _blocks(body)
         async with contextlib.aclosing(blocks):
             async for block in blocks:
                 size = sum(map(len, block))
