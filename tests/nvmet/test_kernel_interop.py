@@ -134,6 +134,11 @@ done
 kv-bylinks
 dd if=/tmp/pat of=/dev/disk/by-id/nvme-uuid.@UUID2@ bs=4096 count=256 oflag=direct 2>/dev/null
 check second-namespace-write $?
+echo "KVUNMAP"  # the host test unmaps the second volume: its device goes away by itself
+i=0
+while [ $i -lt 150 ] && [ -e "/sys/block/$dev2" ]; do sleep 0.2; i=$((i+1)); done
+[ ! -e "/sys/block/$dev2" ]; check unmapped-namespace-removed $?
+[ -e "/sys/block/$dev" ]; check first-namespace-stays $?
 
 timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect $?
 wait_gone; check device-gone $?
@@ -157,7 +162,7 @@ EXPECTED = [
     "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
     "write-last-lba", "parallel-1m-writes", "parallel-1m-read-back", "discard", "discard-reads-zeros",
     "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba", "second-namespace-appears",
-    "second-namespace-write",
+    "second-namespace-write", "unmapped-namespace-removed", "first-namespace-stays",
     "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
     "stranger-has-no-device",
@@ -218,6 +223,9 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
             write_config(config, SUBNQN, HOSTNQN, backing, 2 * SIZE, NGUID, NS_UUID, [{
                 "nsid": 2, "nguid": "b" * 32, "uuid": NS2_UUID, "size": NS2_SIZE,
                 "backing_path": str(backing2), "hosts": [HOSTNQN]}])
+            target.send_signal(signal.SIGHUP)
+        elif line == "KVUNMAP":
+            write_config(config, SUBNQN, HOSTNQN, backing, 2 * SIZE, NGUID, NS_UUID)
             target.send_signal(signal.SIGHUP)
 
     try:
