@@ -74,7 +74,7 @@ def start_target(ns: str, config: Path, workdir: Path, timeout: float = 30) -> s
     """The standalone target on the namespace's 127.0.0.1:4420 (I/O) and :8009 (discovery)."""
     ready = workdir / "ready.json"
     ready.unlink(missing_ok=True)
-    with open(workdir / "target.log", "w") as log:
+    with open(workdir / "target.log", "a") as log:  # appended: a test may restart the target
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-m", "vms_mock.nvmet", "--config", str(config),
              "--io-port", "4420", "--discovery-port", "8009", "--ready-file", str(ready),

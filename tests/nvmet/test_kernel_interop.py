@@ -143,12 +143,26 @@ while [ $i -lt 150 ] && [ -e "/sys/block/$dev2" ]; do sleep 0.2; i=$((i+1)); don
 timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect $?
 wait_gone; check device-gone $?
 
-timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @HOSTNQN@ -I @HOSTID@ -k 5 2>&1
+timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @HOSTNQN@ -I @HOSTID@ -k 5 \
+  --reconnect-delay 1 --ctrl-loss-tmo 60 2>&1
 check reconnect $?
 dev=$(wait_dev); check namespace-reappears $?
 kv-bylinks
 back=$(dd if="$link" bs=4096 count=256 skip=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
 [ "$back" = "$md5" ]; check read-back-after-reconnect $? "$back"
+
+# The target process restarts under a connected host (as vms-mock does on an upgrade): the kernel
+# reconnects by itself and I/O continues on the same device.
+echo "KVRESTART"
+sleep 2
+back=
+i=0
+while [ $i -lt 60 ] && [ "$back" != "$md5" ]; do
+  back=$(timeout 20 dd if="$link" bs=4096 count=256 skip=16 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+  [ "$back" = "$md5" ] || sleep 1
+  i=$((i+1))
+done
+[ "$back" = "$md5" ]; check io-after-target-restart $? "$(cat /sys/class/nvme/nvme*/state)"
 timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect-again $?
 
 timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @STRANGER@ 2>&1; rc=$?
@@ -164,7 +178,8 @@ EXPECTED = [
     "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba", "second-namespace-appears",
     "second-namespace-write", "unmapped-namespace-removed", "first-namespace-stays",
     "disconnect", "device-gone", "reconnect",
-    "namespace-reappears", "read-back-after-reconnect", "disconnect-again", "stranger-connect-refused",
+    "namespace-reappears", "read-back-after-reconnect", "io-after-target-restart", "disconnect-again",
+    "stranger-connect-refused",
     "stranger-has-no-device",
 ]
 
@@ -212,9 +227,10 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
     backing2 = tmp_path / "vol2.img"
     config = tmp_path / "target.json"
     write_config(config, SUBNQN, HOSTNQN, backing, SIZE, NGUID, NS_UUID)
-    target = start_target(ns, config, tmp_path)
+    procs = [start_target(ns, config, tmp_path)]
 
     def on_line(line: str) -> None:
+        target = procs[-1]
         if line == "KVRESIZE":  # grow the volume as vms-mock does, then tell the target
             with open(backing, "r+b") as f:
                 f.truncate(2 * SIZE)
@@ -227,6 +243,10 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
         elif line == "KVUNMAP":
             write_config(config, SUBNQN, HOSTNQN, backing, 2 * SIZE, NGUID, NS_UUID)
             target.send_signal(signal.SIGHUP)
+        elif line == "KVRESTART":
+            target.send_signal(signal.SIGTERM)
+            target.wait(15)
+            procs.append(start_target(ns, config, tmp_path))
 
     try:
         initrd = make_initrd(guest_image, _guest_script(), tmp_path / "initrd.img")
@@ -235,11 +255,13 @@ def test_linux_kernel_initiator_discovers_connects_and_reads_back(
         (tmp_path / "console.log").write_text(console)
         print(f"guest ran {time.monotonic() - started:.1f}s; console in {tmp_path / 'console.log'}")
     finally:
-        target.send_signal(signal.SIGTERM)
-        try:
-            target.wait(10)
-        except subprocess.TimeoutExpired:
-            target.kill()
+        for target in procs:
+            if target.poll() is None:
+                target.send_signal(signal.SIGTERM)
+            try:
+                target.wait(10)
+            except subprocess.TimeoutExpired:
+                target.kill()
 
     results = dict(re.findall(r"^KVCHECK (\S+) (ok|fail.*)$", console, re.M))
     failed = {k: v for k, v in results.items() if v != "ok"}
