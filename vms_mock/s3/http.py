@@ -25,7 +25,7 @@ from urllib.parse import unquote_plus
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
-STREAM_LIMIT = 4 << 20          # asyncio buffer: reading pauses beyond twice this
+STREAM_LIMIT = 1 << 20          # asyncio buffer per connection: reading pauses beyond twice this
 IDLE_TIMEOUT = 75.0
 BODY_TIMEOUT = 120.0            # longest wait for the next body bytes
 SMALL_FILE = 256 * 1024         # file bodies up to this size are sent with the head in one write
