@@ -8,12 +8,14 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,7 +32,13 @@ from vms_mock.faults import FaultRule, Faults
 
 log = logging.getLogger("vms_mock.api")
 
+REQUESTS = Counter("vms_mock_requests_total", "REST API requests answered", ["method", "status"])
+LATENCY = Histogram("vms_mock_request_seconds", "REST API request latency", ["method"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+FAULTS = Counter("vms_mock_faults_injected_total", "requests changed by fault rules", ["kind"])
+
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+_METHODS = MUTATING | {"GET", "HEAD", "OPTIONS"}
 
 # kind -> (create model, update model)
 # Routes match in registration order, so the busiest resources come first.
@@ -144,20 +152,27 @@ class ApiMiddleware:
                                             (b"content-length", str(len(payload)).encode())]})
             await send_wrapper({"type": "http.response.body", "body": payload})
 
+        started = time.perf_counter()
         try:
             decision = None if path.startswith("/api/admin/") else self.faults.decide(method, path)
             if decision is not None:
                 if decision.latency:
+                    FAULTS.labels("latency").inc()
                     await asyncio.sleep(decision.latency)
                 if decision.error is not None:
+                    FAULTS.labels("error").inc()
                     await answer(decision.error, {"detail": f"Injected fault: HTTP {decision.error}"})
                     return
                 auth = dict(scope.get("headers") or []).get(b"authorization", b"")
                 if decision.expire and auth[:7].lower() == b"bearer ":
+                    FAULTS.labels("expire").inc()
                     await answer(403, {"detail": TOKEN_INVALID_MSG, "code": "token_not_valid"})
                     return
             await self.app(scope, receive, send_wrapper)
         finally:
+            label = method if method in _METHODS else "OTHER"
+            REQUESTS.labels(label, str(status[0])).inc()
+            LATENCY.labels(label).observe(time.perf_counter() - started)
             if method in MUTATING and path.startswith("/api/"):
                 try:
                     self.audit.record(time=now_iso(), principal=state.get("principal"),

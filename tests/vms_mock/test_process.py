@@ -1,0 +1,88 @@
+"""The vms-mock process: --help, TLS, --in-memory, a seed file, metrics, clean shutdown."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.vmsproc import VmsProcess
+
+
+def test_help_documents_flags_and_fault_syntax() -> None:
+    out = subprocess.run([sys.executable, "-m", "vms_mock", "--help"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    for flag in ("--data-dir", "--in-memory", "--api-port", "--s3-port", "--nvme-port", "--discovery-port",
+                 "--tls", "--seed", "--capacity", "--fault", "--enable-admin", "--ready-file",
+                 "--log-format", "--token-ttl", "--no-s3", "--no-nvme"):
+        assert flag in out
+    assert "path=REGEX" in out and "error=STATUS" in out
+
+
+def test_bad_flags_fail_clearly() -> None:
+    r = subprocess.run([sys.executable, "-m", "vms_mock", "--capacity", "lots"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "invalid size" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "vms_mock", "--fault", "colour=red"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "colour" in r.stderr
+
+
+def test_tls_serves_with_a_generated_ca(tmp_path: Path) -> None:
+    with VmsProcess(tmp_path / "data", s3=False, nvme=False, tls=True) as vms:
+        assert vms.api_url.startswith("https://127.0.0.1:")
+        assert vms.ca_file and Path(vms.ca_file).is_file()
+        assert Path(vms.ca_file).parent == vms.data_dir / "tls"
+        r = requests.get(vms.url("versions/"), headers={"Authorization": f"Bearer {vms.token()}"},
+                         verify=vms.ca_file, timeout=10)
+        assert r.status_code == 200
+        host, port = vms.api_url.removeprefix("https://").split(":")
+        ctx = ssl.create_default_context()  # the system store does not know our CA
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            try:
+                ctx.wrap_socket(raw, server_hostname="localhost")
+                raise AssertionError("TLS without the CA must fail")
+            except ssl.SSLCertVerificationError:
+                pass
+
+
+def test_in_memory_mode_and_seed_file(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(
+        "tenants: [{name: default}, {name: acme}]\n"
+        "managers: [{username: root, password: s3cret, role: super_admin}]\n"
+        "viewpolicies: [{name: default, tenant: acme}]\n"
+        "views: [{path: /acme/share, tenant: acme, policy: default}]\n")
+    vms = VmsProcess(tmp_path / "mem", s3=False, nvme=False, in_memory=True, seed=seed)
+    vms.username, vms.password = "root", "s3cret"
+    with vms:
+        s = vms.session()
+        views = s.get(vms.url("views/")).json()
+        assert [(v["path"], v["tenant_name"]) for v in views] == [("/acme/share", "acme")]
+        assert not (tmp_path / "mem").exists()  # nothing on disk in memory mode
+        assert requests.post(vms.url("token/"), json={"username": "admin", "password": "admin"},
+                             timeout=10).status_code == 401
+
+
+def test_bad_seed_file_fails_startup_naming_the_entry(tmp_path: Path) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("tenants: [{name: a}]\nviews: [{path: relative, tenant: a}]\n")
+    vms = VmsProcess(tmp_path / "data", s3=False, nvme=False, seed=seed, start_timeout=60)
+    try:
+        vms.start()
+        raise AssertionError("a bad seed must stop the server")
+    except RuntimeError as exc:
+        assert "views[0]" in str(exc)
+
+
+def test_metrics_endpoint_counts_requests(tmp_path: Path) -> None:
+    vms = VmsProcess(tmp_path / "data", s3=False, nvme=False, extra_args=["--metrics-address", "127.0.0.1:0"])
+    with vms:
+        vms.api("GET", "views/")
+        port = vms.info["metrics_port"]
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert 'vms_mock_requests_total{method="GET",status="200"}' in text
