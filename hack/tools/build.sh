@@ -16,7 +16,11 @@ tools_dir="$root/hack/tools"
 bin_dir="$root/bin"
 stamp_dir="$bin_dir/.stamps"
 versions="$tools_dir/versions.txt"
-npm_cache="${XDG_CACHE_HOME:-$HOME/.cache}/kubevast-tools/npm"
+tool_cache="${KUBEVAST_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevast-tools}"
+npm_cache="$tool_cache/npm"
+# Built binaries are also kept per stamp hash outside the work tree, so a fresh clone on the same
+# machine (CI) copies them instead of relinking.
+binary_cache="$tool_cache/bin"
 mkdir -p "$bin_dir" "$stamp_dir"
 
 export GOFLAGS="${GOFLAGS_OVERRIDE:--p=2 -buildvcs=false -trimpath}"
@@ -80,7 +84,14 @@ ldflags_for() {
 build_one() {
   local name="$1" kind="$2" target="$3" version="$4" tmp
   tmp="$(mktemp -d "$bin_dir/.tmp-$name.XXXXXX")" || return 1
-  if fetch_or_build "$kind" "$target" "$version" "$tmp" && chmod 0755 "$tmp/out" \
+  local key cached
+  key="$(stamp_for "$name" "$kind" "$target" "$version" | sha256sum | cut -c1-16)"
+  cached="$binary_cache/$name.$key"
+  if [ -x "$cached" ]; then
+    cp "$cached" "$tmp/out" && say "    $name: copied from $cached"
+  fi
+  if { [ -s "$tmp/out" ] || fetch_or_build "$kind" "$target" "$version" "$tmp"; } && chmod 0755 "$tmp/out" \
+      && mkdir -p "$binary_cache" && cp "$tmp/out" "$cached.part" && mv -f "$cached.part" "$cached" \
       && mv -f "$tmp/out" "$bin_dir/$name"; then
     rm -rf "$tmp"
     stamp_for "$name" "$kind" "$target" "$version" > "$stamp_dir/$name"
@@ -126,30 +137,34 @@ if [ "$list_only" = 1 ]; then
   exit 0
 fi
 
-exec 9>"$bin_dir/.build.lock"
-flock 9
+# The whole run is one function, so editing this file while a build runs cannot derail it.
+main() {
+  exec 9>"$bin_dir/.build.lock"
+  flock 9
 
-mapfile -t todo < <(entries | while read -r name kind target version; do
-  selected "$name" && echo "$name $kind $target $version"; done)
-total=${#todo[@]}; i=0; failed=(); t_all=$SECONDS
-for line in "${todo[@]}"; do
-  read -r name kind target version <<<"$line"
-  i=$((i + 1))
-  if up_to_date "$name" "$name" "$kind" "$target" "$version"; then
-    say "[$i/$total] $name $version: cached"
-    continue
+  mapfile -t todo < <(entries | while read -r name kind target version; do
+    selected "$name" && echo "$name $kind $target $version"; done)
+  total=${#todo[@]}; i=0; failed=(); t_all=$SECONDS
+  for line in "${todo[@]}"; do
+    read -r name kind target version <<<"$line"
+    i=$((i + 1))
+    if up_to_date "$name" "$name" "$kind" "$target" "$version"; then
+      say "[$i/$total] $name $version: cached"
+      continue
+    fi
+    say "[$i/$total] $name $version: building ($kind)"
+    t0=$SECONDS
+    if build_one "$name" "$kind" "$target" "$version"; then
+      say "[$i/$total] $name $version: done in $((SECONDS - t0))s"
+    else
+      say "[$i/$total] $name $version: FAILED after $((SECONDS - t0))s"
+      failed+=("$name")
+    fi
+  done
+  say "total ${total} tools in $((SECONDS - t_all))s"
+  if [ ${#failed[@]} -gt 0 ]; then
+    say "failed: ${failed[*]}"
+    exit 1
   fi
-  say "[$i/$total] $name $version: building ($kind)"
-  t0=$SECONDS
-  if build_one "$name" "$kind" "$target" "$version"; then
-    say "[$i/$total] $name $version: done in $((SECONDS - t0))s"
-  else
-    say "[$i/$total] $name $version: FAILED after $((SECONDS - t0))s"
-    failed+=("$name")
-  fi
-done
-say "total ${total} tools in $((SECONDS - t_all))s"
-if [ ${#failed[@]} -gt 0 ]; then
-  say "failed: ${failed[*]}"
-  exit 1
-fi
+}
+main
