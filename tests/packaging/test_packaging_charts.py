@@ -186,6 +186,10 @@ def test_cosi_driver_sidecar_operator_and_classes() -> None:
     assert set(c) == {"cosi-driver", "objectstorage-sidecar"}
     assert {"name": "COSI_ENDPOINT", "value": "unix:///var/lib/cosi/cosi.sock"} in c["cosi-driver"]["env"]
     assert "--driver-addr=unix:///var/lib/cosi/cosi.sock" in c["objectstorage-sidecar"]["args"]
+    # The v0.2.2 sidecar must not start before the driver's socket answers: native sidecar + probe.
+    (driver,) = dep["spec"]["template"]["spec"]["initContainers"]
+    assert driver["name"] == "cosi-driver" and driver["restartPolicy"] == "Always"
+    assert "/var/lib/cosi/cosi.sock" in " ".join(driver["startupProbe"]["exec"]["command"])
     op = one(objs, "Deployment", "-operator")
     assert op["spec"]["replicas"] == 1
     assert op["spec"]["template"]["spec"]["serviceAccountName"] != dep["spec"]["template"]["spec"][
