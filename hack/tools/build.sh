@@ -56,12 +56,13 @@ selected() {
   return 1
 }
 
-# The stamp is the versions.txt line plus, for wrapper tools, the hash of the wrapper's go.mod/go.sum.
+# The stamp is the versions.txt line plus, for wrapper tools, the hash of the wrapper module's files.
 stamp_for() {
   local name="$1" kind="$2" target="$3" version="$4"
   printf '%s %s %s %s\n' "$name" "$kind" "$target" "$version"
   if [ "$kind" = wrapper ]; then
-    cat "$tools_dir/${target%%:*}/go.mod" "$tools_dir/${target%%:*}/go.sum" | sha256sum | cut -d' ' -f1
+    # every file of the wrapper module (go.mod, go.sum, and local replacement sources such as cosi/internal)
+    (cd "$tools_dir/${target%%:*}" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 cat) | sha256sum | cut -d' ' -f1
   fi
 }
 

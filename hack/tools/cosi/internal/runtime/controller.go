@@ -144,7 +144,10 @@ func (c *ObjectStorageController) inject(l clientInjector) {
 }
 
 // AddBucketListener registers the Bucket listener.
-func (c *ObjectStorageController) AddBucketListener(l BucketListener) { c.inject(l); c.bucketListener = l }
+func (c *ObjectStorageController) AddBucketListener(l BucketListener) {
+	c.inject(l)
+	c.bucketListener = l
+}
 
 // AddBucketClaimListener registers the BucketClaim listener.
 func (c *ObjectStorageController) AddBucketClaimListener(l BucketClaimListener) {
