@@ -247,6 +247,7 @@ class Initiator:
                       queue_size: int = 32) -> Initiator:
         hostid = hostid or uuid.uuid5(uuid.NAMESPACE_URL, hostnqn).bytes
         admin = await InitiatorQueue.open(host, port, hdgst=hdgst, ddgst=ddgst)
+        opened: list[InitiatorQueue] = []
         try:
             c = await cls.fabrics_connect(admin, subnqn=subnqn, hostnqn=hostnqn, hostid=hostid, qid=0,
                                           sqsize=32, kato_ms=kato_ms)
@@ -262,12 +263,15 @@ class Initiator:
                 n = min(io_queues, (granted & 0xFFFF) + 1)
                 for qid in range(1, n + 1):
                     q = await InitiatorQueue.open(host, port, hdgst=hdgst, ddgst=ddgst)
+                    opened.append(q)
                     q.inline_limit = max(0, ioccsz * 16 - 64)
                     (await cls.fabrics_connect(q, subnqn=subnqn, hostnqn=hostnqn, hostid=hostid, qid=qid,
                                                sqsize=queue_size, cntlid=self.cntlid)).check("I/O Connect")
                     self.io.append(q)
             return self
         except BaseException:
+            for q in opened:
+                await q.close()
             await admin.close()
             raise
 

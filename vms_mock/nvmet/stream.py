@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
+
+log = logging.getLogger("vms_mock.nvmet")
 
 BUFSIZE = 1 << 16
 DIRECT_MIN = 1 << 14  # reads at least this large go straight into the destination
@@ -217,7 +220,12 @@ async def serve(host: str, port: int, on_stream: Callable[[PduStream], Coroutine
     async def accept_loop() -> None:
         try:
             while True:
-                conn, _peer = await loop.sock_accept(lsock)
+                try:
+                    conn, _peer = await loop.sock_accept(lsock)
+                except OSError as exc:  # e.g. EMFILE: keep listening, the next accept may work
+                    log.warning("accept failed", extra={"error": str(exc), "port": lsock.getsockname()[1]})
+                    await asyncio.sleep(0.1)
+                    continue
                 task = loop.create_task(on_stream(PduStream(conn)))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
