@@ -138,9 +138,8 @@ class Vms:
     # ==== lifecycle ==============================================================================
     def recover(self) -> None:
         """Bring host files in line with committed state after a restart or crash."""
-        vols, _ = self.store.find("volumes")
         wanted = set()
-        for v in vols:
+        for v in self.store.iter_kind("volumes"):
             path = self.core.volume_backing_path(v["uuid"])
             wanted.add(path.name)
             if not path.exists():  # killed between commit and file creation: recreate (empty)
@@ -150,8 +149,7 @@ class Vms:
         for f in self.core.block_dir.glob("*.img"):
             if f.name not in wanted and not f.name.startswith("."):  # orphan of a rolled-back create
                 block.remove(f)
-        snaps, _ = self.store.find("snapshots")
-        keep = {str(s["id"]) for s in snaps}
+        keep = {str(s["id"]) for s in self.store.iter_kind("snapshots")}
         for d in self.core.snapshot_dir.iterdir():
             if d.name not in keep:
                 shutil.rmtree(d, ignore_errors=True)

@@ -296,6 +296,9 @@ class Store:
                 else:
                     where.append(f"{expr}=?")
                     args.append(value)
+            elif op == "gt":
+                where.append(f"{expr} > ?")
+                args.append(value)
             elif op == "in":
                 where.append(f"{expr} IN ({','.join('?' * len(value))})")
                 args.extend(value)
@@ -314,13 +317,19 @@ class Store:
                 total = int(db.execute(f"SELECT count(*) FROM objects WHERE {sql_where}", args).fetchone()[0])
             # Unfiltered: walk the (kind, id) index in order. Filtered: "+id" keeps the planner from
             # choosing that index for the ORDER BY over the filter's own index.
-            order = "+id" if filters else "kind, id"
-            sql = f"SELECT data FROM objects WHERE {sql_where} ORDER BY {order}"
-            if limit is not None:
-                sql += " LIMIT ? OFFSET ?"
+            by_index = not any(f[0] != "id" for f in filters or [])
+            order = "kind, id" if by_index else "+id"
+            if limit is not None and by_index and offset:
+                # skip the offset on the narrow (kind[, tenant], id) index, then fetch one page of rows
+                sql = (f"SELECT data FROM objects WHERE kind={_lit(kind)} AND id IN (SELECT id FROM objects "
+                       f"WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?) ORDER BY kind, id")
+                rows = db.execute(sql, [*args, limit, offset]).fetchall()
+            elif limit is not None:
+                sql = f"SELECT data FROM objects WHERE {sql_where} ORDER BY {order} LIMIT ? OFFSET ?"
                 rows = db.execute(sql, [*args, limit, offset]).fetchall()
             else:
-                rows = db.execute(sql, args).fetchall()
+                rows = db.execute(
+                    f"SELECT data FROM objects WHERE {sql_where} ORDER BY {order}", args).fetchall()
             return [r[0] for r in rows], total
 
     def max_of(self, kind: str, field: str, where: str, value: Any) -> int | None:
@@ -331,6 +340,16 @@ class Store:
         with self.read() as db:
             row = db.execute(sql, (value,)).fetchone()
             return int(row[0]) if row and row[0] is not None else None
+
+    def iter_kind(self, kind: str, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every object of ``kind`` in id order, ``batch`` at a time (bounded memory)."""
+        last = 0
+        while True:
+            rows, _ = self.find(kind, [("id", "gt", last)], limit=batch)
+            yield from rows
+            if len(rows) < batch:
+                return
+            last = int(rows[-1]["id"])
 
     def lookup_unique(self, kind: str, ukey: str) -> int | None:
         with self.read() as db:

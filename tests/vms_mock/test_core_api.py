@@ -1,0 +1,147 @@
+"""The storage-core façade (core_api) over real state built through the domain layer."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vms_mock.auth import Principal
+from vms_mock.core_api import MAPPING_CHANGED, VOLUME_RESIZED, CapacityExceeded, StorageCore
+from vms_mock.domain import Settings, Vms
+from vms_mock.seed import apply_seed, load_seed
+from vms_mock.store import Store
+
+ADMIN = Principal(manager_id=1, username="admin", role="super_admin", tenant_id=None, tenant_name=None,
+                  via="test")
+GiB = 1 << 30
+
+
+@pytest.fixture
+def vms(tmp_path: Path) -> Iterator[Vms]:
+    store = Store(str(tmp_path / "vms.sqlite3"))
+    core = StorageCore(store, tmp_path, 10 * GiB)
+    v = Vms(store, core, Settings(vtask_delay=0.0))
+    apply_seed(v, load_seed(None))
+    yield v
+    v.close()
+    store.close()
+
+
+def _wait_task(v: Vms, task_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        task = v.store.get("vtasks", task_id)
+        assert task is not None
+        if task["state"] != "RUNNING":
+            return task
+        time.sleep(0.01)
+    raise AssertionError("vtask still RUNNING")
+
+
+def test_access_keys_buckets_and_policies(vms: Vms) -> None:
+    core = vms.core
+    owner = vms.create(ADMIN, "users", {"name": "alice"})
+    other = vms.create(ADMIN, "users", {"name": "bob"})
+    pair = vms.create_access_key(ADMIN, owner["id"])
+    rec = core.lookup_access_key(pair["access_key"])
+    assert rec is not None and rec.secret_key == pair["secret_key"] and rec.user_name == "alice"
+    assert rec.enabled and rec.tenant_id == 1
+    assert pair["secret_key"] not in repr(rec)
+    assert core.lookup_access_key("NOPE") is None
+    vms.create(ADMIN, "views", {"path": "/buckets/b1", "create_dir": True, "protocols": ["S3"], "bucket": "bkt1",
+                                "bucket_owner": "alice", "s3_versioning": True, "s3_locks": True,
+                                "s3_locks_retention_mode": "COMPLIANCE", "s3_locks_retention_period": "2y"})
+    bv = core.get_bucket_view("bkt1")
+    assert bv is not None and bv.bucket_owner == "alice" and bv.s3_locks and bv.s3_versioning
+    assert bv.default_retention_mode == "COMPLIANCE" and bv.default_retention_days == 730
+    assert bv.quota_hard_limit is None
+    vms.create(ADMIN, "quotas", {"name": "q-b1", "path": "/buckets/b1", "hard_limit": 12345})
+    assert core.get_bucket_view("bkt1").quota_hard_limit == 12345  # type: ignore[union-attr]
+    assert core.get_bucket_view("missing") is None
+    assert core.fs_path("/buckets/b1") == core.data_dir / "fs" / "buckets" / "b1"
+    assert core.fs_path("/buckets/b1").is_dir()
+    with pytest.raises(ValueError):
+        core.fs_path("/../etc")
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b1/*"}]})
+    pol = vms.create(ADMIN, "s3policies", {"name": "read-b1", "policy": doc})
+    off = vms.create(ADMIN, "s3policies", {"name": "off", "policy": doc, "enabled": False})
+    vms.update(ADMIN, "users", other["id"], {"s3_policies_ids": [pol["id"], off["id"]]})
+    assert core.user_policies(other["id"]) == [doc]
+    assert core.user_policies(owner["id"]) == []
+
+
+def test_block_visibility_namespaces_and_events(vms: Vms) -> None:
+    core = vms.core
+    events: list[tuple[str, dict[str, Any]]] = []
+    core.subscribe(lambda name, payload: events.append((name, payload)))
+    sub = vms.store.find("views", [("name", "exact", "block-default")])[0][0]
+    v1 = vms.create(ADMIN, "volumes", {"name": "/g/1", "view_id": sub["id"], "size": GiB})
+    v2 = vms.create(ADMIN, "volumes", {"name": "/g/2", "view_id": sub["id"], "size": 2 * GiB})
+    host = vms.create(ADMIN, "blockhosts", {"name": "node1", "nqn": "nqn.2014-08.org.nvmexpress:uuid:n1"})
+    nqn = "nqn.2014-08.org.nvmexpress:uuid:n1"
+    assert core.visible_subsystems(nqn) == []  # nothing mapped: the subsystem is hidden
+    assert not core.host_allowed(nqn, sub["nqn"])
+    seq = core.change_seq()
+    task = vms.bulk_map(ADMIN, {"pairs_to_add": [{"host_id": host["id"], "volume_id": v2["id"]}]})
+    assert _wait_task(vms, task["async_task"]["id"])["state"] == "COMPLETED"
+    assert core.change_seq() > seq
+    assert [s.nqn for s in core.visible_subsystems(nqn)] == [sub["nqn"]]
+    assert core.host_allowed(nqn, sub["nqn"])
+    ns = core.namespaces(sub["nqn"], nqn)
+    assert [(n.nsid, n.volume_id, n.size) for n in ns] == [(2, v2["id"], 2 * GiB)]
+    assert ns[0].nguid == v2["nguid"] and ns[0].uuid == v2["uuid"]
+    assert ns[0].backing_path.stat().st_size == 2 * GiB
+    assert core.namespaces(sub["nqn"], "nqn.other") == []
+    vms.update(ADMIN, "volumes", v2["id"], {"size": 3 * GiB})
+    assert core.namespaces(sub["nqn"], nqn)[0].size == 3 * GiB
+    names = [e[0] for e in events]
+    assert MAPPING_CHANGED in names and VOLUME_RESIZED in names
+    resized = next(p for n, p in events if n == VOLUME_RESIZED)
+    assert resized == {"volume_id": v2["id"], "uuid": v2["uuid"], "view_id": sub["id"], "size": 3 * GiB}
+    del v1
+
+
+def test_s3_usage_counts_against_capacity(vms: Vms) -> None:
+    core = vms.core
+    sub = vms.store.find("views", [("name", "exact", "block-default")])[0][0]
+    vms.create(ADMIN, "volumes", {"name": "/big", "view_id": sub["id"], "size": 8 * GiB})
+    assert core.check_s3_capacity(2 * GiB) and not core.check_s3_capacity(2 * GiB + 1)
+    core.report_s3_usage(GiB)
+    with pytest.raises(CapacityExceeded):
+        core.report_s3_usage(GiB + 1)
+    assert core.used_bytes() == 9 * GiB
+    core.report_s3_usage(-GiB)
+    assert core.free_bytes() == 2 * GiB
+
+
+def test_facade_is_safe_from_many_threads(vms: Vms) -> None:
+    core = vms.core
+    user = vms.create(ADMIN, "users", {"name": "t"})
+    keys = [vms.create_access_key(ADMIN, user["id"])["access_key"] for _ in range(5)]
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(200):
+                for k in keys:
+                    assert core.lookup_access_key(k) is not None
+        except BaseException as exc:  # collected for the main thread
+            errors.append(exc)
+
+    def writer() -> None:
+        for i in range(100):
+            vms.create(ADMIN, "quotas", {"name": f"w{i}", "path": f"/w/{i}"})
+
+    threads = [threading.Thread(target=reader) for _ in range(4)] + [threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
