@@ -76,5 +76,6 @@ EXPOSE 8080 9000 4420 8009
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['KUBEVAST_HEALTH_URL'], timeout=4)"]
 
-# The default process is the emulator; the charts choose the command of each container.
+# The default process is the emulator. No ENTRYPOINT on purpose: the charts choose each container's
+# program as the first element of `args`.
 CMD ["vms-mock", "--data-dir", "/var/lib/vms-mock", "--host", "0.0.0.0"]

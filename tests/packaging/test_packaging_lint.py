@@ -33,6 +33,9 @@ def test_dockerfile_builds_one_slim_multi_stage_non_root_image() -> None:
     user = re.findall(r"^USER\s+(\S+)", runtime, re.M)
     assert user and not user[-1].startswith(("0", "root")), "the image must default to a non-root user"
     assert re.search(r"^HEALTHCHECK ", runtime, re.M)
+    # The charts give each container `args: [<command>, ...]` without `command`: that only runs the
+    # right program while the image has no ENTRYPOINT.
+    assert not re.search(r"^ENTRYPOINT", runtime, re.M)
     for label in ("title", "description", "version", "revision", "licenses"):
         assert f"org.opencontainers.image.{label}=" in runtime, label
     # Every command the charts run is an entry point the image installs.
