@@ -159,12 +159,14 @@ def test_unimplemented_subresource(s3):
     assert r.status_code == 501 and "<Code>NotImplemented</Code>" in r.text
 
 
-def _signed_head(s3, path: str, length: int) -> bytes:
+def _signed_head(s3, path: str, length: int | None) -> bytes:
     from urllib.parse import urlsplit
 
     url = f"{s3.endpoint}{path}"
-    req = AWSRequest(method="PUT", url=url, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD",
-                                                     "Content-Length": str(length)})
+    headers = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    req = AWSRequest(method="PUT", url=url, headers=headers)
     SigV4Auth(Credentials(s3.owner.access_key, s3.owner.secret_key), "s3", "us-east-1").add_auth(req)
     return (f"PUT {path} HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host") + "\r\n").encode()
@@ -197,3 +199,13 @@ def test_large_body_then_next_request_in_the_same_packet(s3):
     c = s3.client()
     assert c.get_object(Bucket="bucket-a", Key="big")["Body"].read() == body
     assert c.get_object(Bucket="bucket-a", Key="small")["Body"].read() == b"hello"
+
+
+def test_put_without_a_length_is_refused(s3):
+    head = _signed_head(s3, "/bucket-a/nolength", None)
+    assert b"content-length" not in head.lower()
+    resp = _raw(s3, head, read_timeout=3)
+    assert resp.startswith(b"HTTP/1.1 411"), resp[:200]
+    assert b"MissingContentLength" in resp
+    with pytest.raises(ClientError):
+        s3.client().head_object(Bucket="bucket-a", Key="nolength")

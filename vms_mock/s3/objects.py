@@ -41,6 +41,8 @@ def declared_length(req: Request) -> int | None:
         return int(req.headers["content-length"] or 0)
     if req.headers.get("x-amz-content-sha256", "") in STREAMING_MODES:
         raise S3Error("MissingContentLength")
+    if "transfer-encoding" not in req.headers:
+        raise S3Error("MissingContentLength")  # neither a length nor chunked framing
     return req.body.remaining
 
 
