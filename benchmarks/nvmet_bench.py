@@ -7,6 +7,8 @@ Runs, on one backing file in --dir (same disk for every row):
     (`python -m vms_mock.nvmet`), N I/O queues, fixed queue depth; writes end with a Flush.
 The target itself does buffered I/O and fsyncs on Flush/FUA, so "file buffered" is its fair
 ceiling and "file O_DIRECT" the device's. Page cache of the file is dropped before read runs.
+"target MiB/s per CPU-s" divides the bytes the target moved by the CPU time its process used: the
+rate it sustains with a whole core to itself (the machine may be shared and busy).
 "loop lag p99" is how late a 50 ms timer fired on the target's event loop during the nvmet runs
 (from its vms_mock_nvmet_loop_lag_seconds histogram): data I/O must not stall the loop.
 
@@ -140,6 +142,13 @@ async def nvmet_run(port: int, op: str, kind: str, bs: int, size: int, seconds: 
         await c.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def lag_histogram(metrics_port: int) -> dict[float, float]:
     """Cumulative bucket counts of the target's event loop lag histogram (le -> count)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
@@ -270,12 +279,17 @@ def main() -> int:
             for kind, op, bs, qd in cases:
                 runs: dict[str, list[float]] = {k: [] for k in LABELS}
                 lag_before = lag_histogram(metrics_port)
+                target_cpu = 0.0
+                target_bytes = 0
                 for rep in range(args.repeat):  # interleaved, so load swings hit every row alike
                     for label in LABELS:
                         drop_cache(str(backing))
                         if label == "nvmet":
+                            cpu0 = cpu_seconds(proc.pid)
                             moved, el = asyncio.run(nvmet_run(port, op, kind, bs, size, args.seconds, qd,
                                                               args.queues))
+                            target_cpu += cpu_seconds(proc.pid) - cpu0
+                            target_bytes += moved
                         else:
                             moved, el = file_run(str(backing), op, kind, bs, size, args.seconds, qd,
                                                  direct=label == "file O_DIRECT")
@@ -283,19 +297,22 @@ def main() -> int:
                         print(f"  run {rep + 1}/{args.repeat} {kind:4} {op:5} {bs // 1024:5d}KiB qd={qd:<3} "
                               f"{label:14} {runs[label][-1]:9.1f} MiB/s", flush=True)
                 res = {k: (statistics.median(v), statistics.median(v) * MiB / bs) for k, v in runs.items()}
-                rows.append((kind, op, bs, qd, res, lag_p99(lag_before, lag_histogram(metrics_port))))
+                # CPU the target process spent per MiB: what it could move with a whole core to itself
+                per_core = target_bytes / MiB / target_cpu if target_cpu else 0.0
+                lag = lag_p99(lag_before, lag_histogram(metrics_port))
+                rows.append((kind, op, bs, qd, res, lag, per_core))
         finally:
             proc.terminate()
             proc.wait(10)
         kernel = kernel_run(args.kernel_mib, tmp) if args.kernel else {}
     print()
     print(f"{'workload':26} {'file O_DIRECT':>22} {'file buffered':>22} {'nvmet (loopback)':>22} "
-          f"{'nvmet/direct':>12} {'loop lag p99':>12}")
-    for kind, op, bs, qd, res, lag in rows:
+          f"{'nvmet/direct':>12} {'loop lag p99':>12} {'target MiB/s per CPU-s':>22}")
+    for kind, op, bs, qd, res, lag, per_core in rows:
         name = f"{kind} {op} {bs // 1024}KiB qd{qd}"
         cells = " ".join(f"{res[k][0]:8.1f} MiB/s {res[k][1]:7.0f}/s" for k in LABELS)
         ratio = res["nvmet"][0] / res["file O_DIRECT"][0] if res["file O_DIRECT"][0] else 0
-        print(f"{name:26} {cells} {ratio:11.0%} {lag:>12}")
+        print(f"{name:26} {cells} {ratio:11.0%} {lag:>12} {per_core:22.0f}")
     if kernel:
         print("\nLinux kernel initiator in qemu (TCG, software-emulated CPU), dd bs=1M O_DIRECT, QD1:")
         for op, rate in kernel.items():
