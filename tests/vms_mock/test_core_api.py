@@ -54,7 +54,8 @@ def test_access_keys_buckets_and_policies(vms: Vms) -> None:
     assert rec.enabled and rec.tenant_id == 1
     assert pair["secret_key"] not in repr(rec)
     assert core.lookup_access_key("NOPE") is None
-    vms.create(ADMIN, "views", {"path": "/buckets/b1", "create_dir": True, "protocols": ["S3"], "bucket": "bkt1",
+    vms.create(ADMIN, "views", {"path": "/buckets/b1", "create_dir": True, "protocols": ["S3"],
+                                "bucket": "bkt1",
                                 "bucket_owner": "alice", "s3_versioning": True, "s3_locks": True,
                                 "s3_locks_retention_mode": "COMPLIANCE", "s3_locks_retention_period": "2y"})
     bv = core.get_bucket_view("bkt1")
