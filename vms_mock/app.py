@@ -467,14 +467,20 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
             return jresp({"detail": "All tokens issued so far are now expired."})
 
 
-    _tune_openapi(app)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:  # built on first request: keeps startup fast
+        if app.openapi_schema is None:
+            app.openapi_schema = _tune_openapi(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return ApiMiddleware(app, faults, audit), app
 
 
-def _tune_openapi(app: FastAPI) -> None:
+def _tune_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Publish ids as small integers (they are strings in the route so that a malformed id is a
     404, as in Django) and the two authentication schemes."""
-    schema = app.openapi()
     for ops in schema.get("paths", {}).values():
         for op in ops.values():
             for param in op.get("parameters", []):
@@ -487,4 +493,4 @@ def _tune_openapi(app: FastAPI) -> None:
         "apiToken": {"type": "apiKey", "in": "header", "name": "Authorization",
                      "description": "'Api-Token <token>' from POST /api/v1/apitokens/"},
     }
-    app.openapi_schema = schema
+    return schema

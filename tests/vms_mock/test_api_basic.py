@@ -132,3 +132,38 @@ def test_openapi_published(vms: VmsProcess) -> None:
 def test_unknown_route_is_json_404(vms: VmsProcess, admin: requests.Session) -> None:
     r = admin.get(vms.url("nosuchthing/"))
     assert r.status_code == 404 and r.json() == {"detail": "Not found."}
+
+
+def test_delete_folder_removes_data_once_the_view_is_gone(vms: VmsProcess, admin: requests.Session) -> None:
+    path = "/" + uniq("trash")
+    view = admin.post(vms.url("views/"), json={"path": path, "create_dir": True, "policy_id": 1}).json()
+    data = vms.data_dir / "fs" / path.lstrip("/")
+    (data / "sub").mkdir()
+    (data / "sub" / "file").write_bytes(b"x" * 100)
+    r = admin.delete(vms.url("folders/delete_folder/"), json={"path": path, "tenant_id": 1})
+    assert r.status_code == 409  # still exported by a view
+    assert admin.delete(vms.url(f"views/{view['id']}/")).status_code == 204
+    assert data.exists()  # deleting a view keeps its data
+    r = admin.delete(vms.url("folders/delete_folder/"), json={"path": path, "tenant_id": 1})
+    assert r.status_code == 204 and not data.exists()
+    r = admin.delete(vms.url("folders/delete_folder/"), json={"path": path, "tenant_id": 1})
+    assert r.status_code == 404
+    r = admin.delete(vms.url("folders/delete_folder/"), json={"path": "/", "tenant_id": 1})
+    assert r.status_code == 400 and "path" in r.json()
+    r = admin.delete(vms.url("folders/delete_folder/"), json={"path": "/a/../b", "tenant_id": 1})
+    assert r.status_code == 400 and "path" in r.json()
+
+
+def test_access_keys_are_listed_without_secrets(vms: VmsProcess, admin: requests.Session) -> None:
+    user = admin.post(vms.url("users/"), json={"name": uniq("keys")}).json()
+    assert user["uid"] >= 50000 and user["access_keys"] == []
+    pair = admin.post(vms.url(f"users/{user['id']}/access_keys/"), json={}).json()
+    assert set(pair) == {"access_key", "secret_key"}
+    listed = admin.get(vms.url(f"users/{user['id']}/")).json()["access_keys"]
+    assert [(k["key"], k["status"]) for k in listed] == [(pair["access_key"], "enabled")]
+    assert pair["secret_key"] not in admin.get(vms.url("users/")).text
+    r = admin.delete(vms.url(f"users/{user['id']}/access_keys/"), json={"access_key": pair["access_key"]})
+    assert r.status_code == 204
+    r = admin.delete(vms.url(f"users/{user['id']}/access_keys/"), json={"access_key": pair["access_key"]})
+    assert r.status_code == 404
+    assert admin.get(vms.url(f"users/{user['id']}/")).json()["access_keys"] == []

@@ -11,7 +11,7 @@ import pytest
 
 from tests.vmsproc import VmsProcess
 
-FUZZ_SECONDS = int(os.environ.get("VMS_FUZZ_SECONDS", "45"))
+FUZZ_SECONDS = int(os.environ.get("VMS_FUZZ_SECONDS", "40"))
 
 
 @pytest.mark.slow

@@ -86,3 +86,16 @@ def test_metrics_endpoint_counts_requests(tmp_path: Path) -> None:
         port = vms.info["metrics_port"]
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         assert 'vms_mock_requests_total{method="GET",status="200"}' in text
+
+
+def test_shared_fixture_starts_every_service(vms_server: VmsProcess) -> None:
+    info = vms_server.info
+    keys = ("api_url", "s3_url", "nvme_host", "nvme_port", "discovery_port", "data_dir", "ca_file", "pid")
+    assert all(key in info for key in keys)
+    assert info["pid"] == vms_server.pid and Path(info["data_dir"]) == vms_server.data_dir.resolve()
+    assert vms_server.api("GET", "versions/").status_code == 200
+    if info["s3_url"]:
+        assert requests.get(info["s3_url"], timeout=10).status_code in (200, 403)
+    if info["nvme_port"]:
+        with socket.create_connection((info["nvme_host"], info["nvme_port"]), timeout=10):
+            pass
