@@ -113,3 +113,36 @@ def test_api_mappings_drive_discovery_namespaces_and_resize(tmp_path: Path) -> N
             await c.close()
 
         asyncio.run(asyncio.wait_for(scenario(), 120))
+
+
+def test_block_data_and_mappings_survive_a_vms_mock_restart(tmp_path: Path) -> None:
+    with VmsProcess(tmp_path / "vms", s3=False) as vms:
+        suffix = uuid.uuid4().hex[:8]
+        view = vms.api("POST", "views/", "v5", json={"name": f"r-{suffix}", "path": f"/r-{suffix}",
+                                                     "protocols": ["BLOCK"], "tenant_id": 1,
+                                                     "create_dir": True}).json()
+        volume = vms.api("POST", "volumes/", "v5", json={"name": f"/grp/r-{suffix}", "view_id": view["id"],
+                                                         "size": SIZE}).json()
+        host = vms.api("POST", "blockhosts/", "v5", json={"name": f"rh-{suffix}", "tenant_id": 1,
+                                                          "nqn": HOST, "os_type": "LINUX",
+                                                          "connectivity_type": "TCP"}).json()
+        _map(vms, "pairs_to_add", host["id"], volume["id"])
+        data = bytes(range(256)) * 64  # 16 KiB
+
+        async def write() -> int:
+            c = await Initiator.connect(str(vms.nvme_host), int(vms.nvme_port or 0), view["nqn"], HOST)
+            nsid = struct.unpack_from("<I", (await c.identify(idf.CNS_ACTIVE_NS)).check().data)[0]
+            (await c.write(nsid, 64, data)).check()
+            (await c.flush(nsid)).check()
+            await c.close()
+            return int(nsid)
+
+        nsid = asyncio.run(asyncio.wait_for(write(), 60))
+        vms.restart()  # new process, new ephemeral ports, same data dir
+
+        async def read_back() -> None:
+            c = await Initiator.connect(str(vms.nvme_host), int(vms.nvme_port or 0), view["nqn"], HOST)
+            assert (await c.read(nsid, 64, len(data) // 512)).check().data == data
+            await c.close()
+
+        asyncio.run(asyncio.wait_for(read_back(), 60))
