@@ -70,7 +70,7 @@ def raw_ops(
     probe_times: list[float] = []
 
     def create(name: str) -> None:
-        bucket = naming.bucket_name(name)
+        bucket = naming.verbatim_or_hashed_bucket(name)
         view = client.views.create(
             {
                 "path": f"/raw/{bucket}",
@@ -83,7 +83,7 @@ def raw_ops(
         state[name] = view
 
     def grant(name: str) -> None:
-        bucket = naming.bucket_name(name)
+        bucket = naming.verbatim_or_hashed_bucket(name)
         user = client.users.create({"name": f"raw-{naming.digest(name)[:20]}"})
         pol = client.s3policies.create(
             {"name": f"rawp-{naming.digest(name)[:20]}", "policy": policy_document([(bucket, "ReadWrite")])}

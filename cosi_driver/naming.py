@@ -51,6 +51,19 @@ def bucket_name(cosi_name: str) -> str:
     return f"{BUCKET_PREFIX}-{_readable(readable, room)}-{digest(cosi_name)[:HASH_LEN]}"
 
 
+def verbatim_or_hashed_bucket(cosi_name: str) -> str:
+    """v1alpha1: the S3 bucket is named exactly like the COSI Bucket object when that is a valid S3
+    bucket name (the v0.2.2 controller's `bucket-<claim uid>` always is), else the hashed name.
+
+    Why: the v0.2.2 sidecar writes the Kubernetes Bucket's NAME, not the driver's bucket_id, into
+    the BucketInfo Secret's `spec.bucketName`, which is what applications read. Any other S3 name
+    would hand applications a bucket that does not exist. The name already holds a UID, so it is
+    as unique and as deterministic as the hash."""
+    if S3_BUCKET_NAME.match(cosi_name) and ".." not in cosi_name and not re.fullmatch(r"[\d.]+", cosi_name):
+        return cosi_name
+    return bucket_name(cosi_name)
+
+
 def user_name(account_name: str) -> str:
     """Platform user (and account_id) for a COSI access name, e.g. `ba-<access uid>`."""
     readable = account_name.removeprefix("ba-")

@@ -204,13 +204,13 @@ class Provisioner:
         )
 
     # ------------------------------------------------------------------ buckets
-    def create_bucket(self, name: str, raw_params: Mapping[str, str]) -> BucketInfo:
+    def create_bucket(self, name: str, raw_params: Mapping[str, str], verbatim: bool = False) -> BucketInfo:
         if not name:
             raise InvalidArgument("name is required")
         if len(name) > 253:
             raise InvalidArgument("name longer than 253 characters")
         params = parse_bucket_params(raw_params)
-        bucket = naming.bucket_name(name)
+        bucket = naming.verbatim_or_hashed_bucket(name) if verbatim else naming.bucket_name(name)
         shape = params.platform_shape()
         fp = naming.fingerprint({"op": "create", "shape": shape})
         with self.inflight.claim(f"bucket:{bucket}", fp, f"bucket {bucket}"):
@@ -372,11 +372,7 @@ class Provisioner:
         view = client.views.find_one(bucket=bucket_id)
         if view is None:
             raise NotFound(f"bucket {bucket_id!r} does not exist on the platform")
-        return self._bucket_info(
-            bucket_id,
-            params,
-            self.store.get("bucket", bucket_id) if naming.is_owned_bucket(bucket_id) else None,
-        )
+        return self._bucket_info(bucket_id, params, self._bucket_record(bucket_id))
 
     def delete_bucket(self, bucket_id: str, context: Mapping[str, str]) -> None:
         check_id("bucket_id", bucket_id)
@@ -387,7 +383,7 @@ class Provisioner:
         if unknown:
             log.warning("ignoring unknown delete context keys", extra={"bucket": bucket_id, "keys": unknown})
         params = parse_bucket_params({k: v for k, v in context.items() if k in BUCKET_KEYS})
-        if not naming.is_owned_bucket(bucket_id):
+        if not self.owns_bucket(bucket_id):
             # Brownfield buckets belong to whoever made them: the driver never deletes those.
             log.warning("not deleting a bucket this driver did not create", extra={"bucket": bucket_id})
             return
@@ -438,6 +434,18 @@ class Provisioner:
                             raise
             self.store.delete("bucket", bucket_id)
             log.info("bucket deleted", extra={"bucket": bucket_id, "force": force})
+
+    def _bucket_record(self, bucket_id: str) -> dict[str, Any] | None:
+        """The store's record of a bucket (None for ids that cannot be this driver's buckets)."""
+        if not naming.S3_BUCKET_NAME.match(bucket_id):
+            return None
+        return self.store.get("bucket", bucket_id)
+
+    def owns_bucket(self, bucket_id: str) -> bool:
+        """Made by this driver: a hashed name, or a record in the store (verbatim v1alpha1 names)."""
+        if naming.is_owned_bucket(bucket_id):
+            return True
+        return self._bucket_record(bucket_id) is not None
 
     @staticmethod
     def _not_empty_message(bucket_id: str) -> str:
@@ -539,7 +547,7 @@ class Provisioner:
         user = naming.user_name(account_name)
         fp = naming.fingerprint({"grants": sorted(grants), "request": dict(request_doc)})
         with self.inflight.claim(f"access:{user}", fp, f"access {account_name}"):
-            records = {b: self.store.get("bucket", b) for b, _ in grants}
+            records = {b: self._bucket_record(b) for b, _ in grants}
             backends = {(r or {}).get("backend") or DEFAULT for r in records.values()}
             if len(backends) > 1:
                 raise InvalidArgument("the buckets of one access live on different platforms")

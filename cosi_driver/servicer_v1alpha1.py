@@ -31,7 +31,7 @@ class ProvisionerV1alpha1(pb_grpc.ProvisionerServicer):
     def DriverCreateBucket(
         self, request: pb.DriverCreateBucketRequest, context: Any
     ) -> pb.DriverCreateBucketResponse:
-        info = self.p.create_bucket(request.name, dict(request.parameters))
+        info = self.p.create_bucket(request.name, dict(request.parameters), verbatim=True)
         return pb.DriverCreateBucketResponse(
             bucket_id=info.bucket_id,
             bucket_info=pb.Protocol(s3=pb.S3(region=info.region, signature_version=SIGNATURE)),

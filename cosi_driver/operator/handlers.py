@@ -79,7 +79,13 @@ class EventRecorder:
             if self._seen.get(key) == message:
                 return False
             self._seen[key] = message
-        self.kube.emit_event(dict(obj), reason, message)
+        try:
+            self.kube.emit_event(dict(obj), reason, message)
+        except Exception as exc:  # e.g. the namespace is terminating; try again on the next pass
+            with self._mu:
+                self._seen.pop(key, None)
+            log.warning("event not recorded", extra={"reason": reason, "error": str(exc)[:300]})
+            return False
         EVENTS.labels(reason).inc()
         return True
 
@@ -93,6 +99,8 @@ def check_claim(
     now: float | None = None,
 ) -> list[str]:
     """Warnings a BucketClaim's owner must see (bad class parameters, not ready for long)."""
+    if claim.get("metadata", {}).get("deletionTimestamp"):
+        return []  # going away: nothing for its owner to fix
     version = str(claim.get("apiVersion", "objectstorage.k8s.io/v1alpha1")).split("/")[-1]
     spec = claim.get("spec") or {}
     status = claim.get("status") or {}
@@ -114,18 +122,26 @@ def check_claim(
             ):
                 reasons.append("InvalidBucketClassParameters")
         policy = cls.get("deletionPolicy") or (cls.get("spec") or {}).get("deletionPolicy")
-        if policy is not None and policy not in ("Retain", "Delete") and recorder.warn(
-            claim,
-            "InvalidDeletionPolicy",
-            f"BucketClass {class_name}: deletionPolicy {policy!r} must be Retain or Delete",
+        if (
+            policy is not None
+            and policy not in ("Retain", "Delete")
+            and recorder.warn(
+                claim,
+                "InvalidDeletionPolicy",
+                f"BucketClass {class_name}: deletionPolicy {policy!r} must be Retain or Delete",
+            )
         ):
             reasons.append("InvalidDeletionPolicy")
     ready = status.get("bucketReady") or status.get("readyToUse")
-    if not ready and _age(claim, now or time.time()) > grace_seconds and recorder.warn(
-        claim,
-        "BucketNotReady",
-        f"bucket not ready after {int(grace_seconds)}s; check the cosi-driver logs and the "
-        "Bucket's events",
+    if (
+        not ready
+        and _age(claim, now or time.time()) > grace_seconds
+        and recorder.warn(
+            claim,
+            "BucketNotReady",
+            f"bucket not ready after {int(grace_seconds)}s; check the cosi-driver logs and the "
+            "Bucket's events",
+        )
     ):
         reasons.append("BucketNotReady")
     return reasons
@@ -139,6 +155,8 @@ def check_access(
     grace_seconds: float = 120.0,
     now: float | None = None,
 ) -> list[str]:
+    if access.get("metadata", {}).get("deletionTimestamp"):
+        return []
     version = str(access.get("apiVersion", "objectstorage.k8s.io/v1alpha1")).split("/")[-1]
     spec = access.get("spec") or {}
     status = access.get("status") or {}
@@ -155,10 +173,14 @@ def check_access(
         if _driver(cls) != driver_name:
             return reasons
         auth = cls.get("authenticationType") or (cls.get("spec") or {}).get("authenticationType")
-        if auth is not None and str(auth) not in ("Key", "KEY") and recorder.warn(
-            access,
-            "UnsupportedAuthenticationType",
-            f"BucketAccessClass {class_name}: authenticationType {auth!r} is not supported (use Key)",
+        if (
+            auth is not None
+            and str(auth) not in ("Key", "KEY")
+            and recorder.warn(
+                access,
+                "UnsupportedAuthenticationType",
+                f"BucketAccessClass {class_name}: authenticationType {auth!r} is not supported (use Key)",
+            )
         ):
             reasons.append("UnsupportedAuthenticationType")
         try:
@@ -172,10 +194,14 @@ def check_access(
             ):
                 reasons.append("InvalidBucketAccessClassParameters")
     granted = status.get("accessGranted") or status.get("readyToUse")
-    if not granted and _age(access, now or time.time()) > grace_seconds and recorder.warn(
-        access,
-        "AccessNotGranted",
-        f"access not granted after {int(grace_seconds)}s; check the cosi-driver logs",
+    if (
+        not granted
+        and _age(access, now or time.time()) > grace_seconds
+        and recorder.warn(
+            access,
+            "AccessNotGranted",
+            f"access not granted after {int(grace_seconds)}s; check the cosi-driver logs",
+        )
     ):
         reasons.append("AccessNotGranted")
     return reasons

@@ -98,6 +98,12 @@ def register(registry: Any, kube: Any, args: argparse.Namespace) -> None:
 
     recorder = _recorder(kube)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        # a private registry has no default login handler: use the kubernetes client's config
+        # (in-cluster service account, else $KUBECONFIG), as the KubeApi boundary does
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.event("", "v1", "secrets", registry=registry)
     def on_secret(**kwargs: Any) -> None:
         event, body = kwargs["event"], kwargs["body"]
@@ -193,5 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(
             target=orphan_loop, args=(reconciler, args.orphan_interval, stop), daemon=True, name="orphans"
         ).start()
-    kopf.run(registry=registry, clusterwide=True, standalone=True, stop_flag=stop)
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # our Events are the deliberate ones (handlers.EventRecorder)
+    kopf.run(settings=settings, registry=registry, clusterwide=True, standalone=True, stop_flag=stop)
     return 0

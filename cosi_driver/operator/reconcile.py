@@ -72,9 +72,13 @@ class OrphanReconciler:
     def run_once(self, now: float | None = None) -> OrphanReport:
         now = time.time() if now is None else now
         accounts, bucket_ids = referenced(self.kube)
+        # v1alpha1 buckets carry their COSI name verbatim: the store says which are ours
+        recorded = set(self.provisioner.store.names("bucket")) if self.provisioner is not None else set()
         users = sorted(u.name for u in self.client.users.iter() if u.name and naming.is_owned_user(u.name))
         buckets = sorted(
-            v.bucket for v in self.client.views.iter() if v.bucket and naming.is_owned_bucket(v.bucket)
+            v.bucket
+            for v in self.client.views.iter()
+            if v.bucket and (naming.is_owned_bucket(v.bucket) or v.bucket in recorded)
         )
         report = OrphanReport()
         candidates = {f"user:{u}" for u in users if u not in accounts} | {

@@ -29,8 +29,14 @@ def generate(out_root: Path) -> None:
     from grpc_tools import protoc  # dev dependency; imported lazily
 
     rel = [str((PROTO_DIR / p).relative_to(ROOT)) for p in PROTOS]
-    args = ["protoc", f"-I{ROOT}", f"--python_out={out_root}", f"--pyi_out={out_root}",
-            f"--grpc_python_out={out_root}", *rel]
+    args = [
+        "protoc",
+        f"-I{ROOT}",
+        f"--python_out={out_root}",
+        f"--pyi_out={out_root}",
+        f"--grpc_python_out={out_root}",
+        *rel,
+    ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
 
@@ -39,14 +45,18 @@ def stale_outputs() -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
         fresh = Path(tmp) / PROTO_DIR.relative_to(ROOT)
-        return [name for name in OUTPUTS
-                if not (PROTO_DIR / name).exists()
-                or not filecmp.cmp(fresh / name, PROTO_DIR / name, shallow=False)]
+        return [
+            name
+            for name in OUTPUTS
+            if not (PROTO_DIR / name).exists()
+            or not filecmp.cmp(fresh / name, PROTO_DIR / name, shallow=False)
+        ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only report stale stubs (exit 1)")
     args = parser.parse_args(argv)
     if args.check:

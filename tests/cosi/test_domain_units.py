@@ -230,3 +230,12 @@ def test_sigv4_matches_botocore() -> None:
     signer = S3SigV4Auth(Credentials("AKID", "SECRET"), "s3", "us-east-1")
     expected = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
     assert headers["Authorization"].endswith(f"Signature={expected}")
+
+
+def test_v1alpha1_buckets_keep_the_cosi_name_when_s3_accepts_it() -> None:
+    # the v0.2.2 sidecar hands applications the Bucket object's NAME as the bucket name
+    name = "bucket-0f5b2c6e-6a3b-4e8e-9d1c-2b9a3f0e7c11"
+    assert naming.verbatim_or_hashed_bucket(name) == name
+    for odd in ("Bucket-Upper", "b" * 64, "a..b", "10.0.0.1", "x"):
+        hashed = naming.verbatim_or_hashed_bucket(odd)
+        assert hashed == naming.bucket_name(odd) and naming.S3_BUCKET_NAME.match(hashed)

@@ -157,7 +157,7 @@ def test_failed_grant_leaves_nothing_and_retry_succeeds(driver: DriverProcess, p
 
 def test_failed_create_leaves_no_view(driver: DriverProcess, platform: Platform) -> None:
     name = f"bucket-{uid()}"
-    bucket = naming.bucket_name(name)
+    bucket = naming.verbatim_or_hashed_bucket(name)
     req = pb.DriverCreateBucketRequest(name=name, parameters={"quota": "1Gi"})
     _faults(driver.vms, {"path": "/quotas/", "method": ["POST"], "error": 500})
     try:
@@ -185,7 +185,7 @@ def test_leftovers_of_a_crashed_attempt_are_adopted(driver: DriverProcess, platf
     was never stored) is taken over by the retry: one view, one user, exactly one (new) key."""
     vms = driver.vms
     name = f"bucket-{uid()}"
-    bucket = naming.bucket_name(name)
+    bucket = naming.verbatim_or_hashed_bucket(name)
     owner = vms.api("GET", "users/", params={"name": "cosi-bucket-owner"}).json()
     if not owner:
         vms.api("POST", "users/", json={"name": "cosi-bucket-owner"}).raise_for_status()

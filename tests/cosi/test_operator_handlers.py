@@ -222,13 +222,17 @@ def test_orphan_reconciler_reports_after_grace_and_deletes_by_policy() -> None:
     assert report.removed_users == []
 
     calls: list[tuple[str, str]] = []
+    verbatim = "bucket-0b5f0c1e-0000-4000-8000-000000000001"  # a v1alpha1 name the store knows
+    platform.views.items.append(SimpleNamespace(bucket=verbatim))
     prov = SimpleNamespace(
-        revoke=lambda n: calls.append(("revoke", n)), delete_bucket=lambda n, ctx: calls.append(("delete", n))
+        revoke=lambda n: calls.append(("revoke", n)),
+        delete_bucket=lambda n, ctx: calls.append(("delete", n)),
+        store=SimpleNamespace(names=lambda kind: [verbatim] if kind == "bucket" else []),
     )
     deleting = OrphanReconciler(kube, platform, provisioner=prov, policy="delete", grace_seconds=0)
     report = deleting.run_once(now=5)
-    assert calls == [("revoke", dead_user), ("delete", dead_bucket)]
-    assert report.removed_users == [dead_user] and report.removed_buckets == [dead_bucket]
+    assert calls == [("revoke", dead_user), ("delete", verbatim), ("delete", dead_bucket)]
+    assert report.removed_users == [dead_user] and report.removed_buckets == [verbatim, dead_bucket]
     with pytest.raises(ValueError):
         OrphanReconciler(kube, platform, policy="delete")
 
@@ -262,3 +266,19 @@ def test_kopf_wiring_calls_the_handlers_without_finalizers() -> None:
     assert "uid-c9" in opmain.watched
     watching["watch-bucketclaims-v1alpha1"].fn(event={"type": "DELETED"}, body=_claim("c9", "bad"))
     assert "uid-c9" not in opmain.watched
+
+
+def test_objects_being_deleted_get_no_events_and_failed_events_are_retried() -> None:
+    kube = FakeKube()
+    rec = handlers.EventRecorder(kube)
+    going = _claim("c5", "missing")
+    going["metadata"]["deletionTimestamp"] = "2020-01-01T00:00:00Z"
+    assert handlers.check_claim(kube, rec, going, DRIVER) == []
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError("namespace is being terminated")
+
+    kube.emit_event = refuse  # type: ignore[method-assign]
+    assert handlers.check_claim(kube, rec, _claim("c6", "missing"), DRIVER) == []
+    del kube.emit_event
+    assert handlers.check_claim(kube, rec, _claim("c6", "missing"), DRIVER) == ["BucketClassNotFound"]
