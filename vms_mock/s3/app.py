@@ -47,6 +47,7 @@ class S3App(BucketOps, ObjectOps, MultipartOps):
         self.suffixes = tuple(sorted({s.lower().strip(".") for s in virtual_host_suffixes if s},
                                      key=len, reverse=True))
         self.stores = StoreRegistry()
+        self.roots = {}
 
     async def handle(self, req: Request) -> Response:
         ctx = self._address(req)

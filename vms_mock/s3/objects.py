@@ -124,7 +124,7 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
                 pending = []
                 if received < INLINE_LIMIT:
                     writer.feed_md5(block)
-                    writer.feed_rest(block)
+                    writer.feed_rest(block, hold=True)
                 else:
                     # Workers hash and write this block while the loop receives the next one
                     # (hashlib and os.write release the GIL); MD5 runs beside SHA-256 + write.
@@ -136,7 +136,7 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
         if length is not None and writer.size != length:
             raise S3Error("IncompleteBody")
         _verify(writer, auth, content_md5, algorithm, expected_checksum, in_trailer, body)
-        await loop.run_in_executor(pool, writer.finish)
+        await loop.run_in_executor(pool, writer.finish, True)
     except BaseException:
         for fut in pending:
             with contextlib.suppress(BaseException):
@@ -174,6 +174,7 @@ def copy_into(writer: ObjectWriter, sources: list[tuple[str, int, int]]) -> None
 
     MD5 is recomputed only when the caller needs it; copy_file_range keeps the copy in the kernel.
     """
+    writer.open()
     fd_out = writer._fd
     for path, offset, count in sources:
         fd_in = os.open(path, os.O_RDONLY)

@@ -10,6 +10,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -148,6 +149,7 @@ class OpsBase:
     pool: ThreadPoolExecutor
     region: str
     stores: StoreRegistry
+    roots: dict[str, Path]  # view path -> its directory (fs_path is pure: cache it)
 
     def _policies(self, ctx: Ctx) -> list[str]:
         if ctx._policies is None:
@@ -170,7 +172,10 @@ class OpsBase:
         return view
 
     def _store(self, view: BucketView) -> BucketStore:
-        return self.stores.get(self.directory.fs_path(view.path))
+        root = self.roots.get(view.path)
+        if root is None:
+            root = self.roots[view.path] = self.directory.fs_path(view.path)
+        return self.stores.get(root)
 
     @staticmethod
     def _check_key(key: str) -> None:

@@ -93,11 +93,15 @@ def _hmac_hex(key: bytes, text: str) -> str:
 
 
 def parse_amz_date(value: str) -> float:
-    try:
-        return float(calendar.timegm(time.strptime(value, "%Y%m%dT%H%M%SZ")))
-    except ValueError:
-        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date "
-                      "header") from None
+    """Seconds since the epoch of an ISO-8601 basic timestamp (``20260102T030405Z``)."""
+    if len(value) == 16 and value[8] == "T" and value[15] == "Z" and value[:8].isdigit() \
+            and value[9:15].isdigit():
+        fields = (int(value[0:4]), int(value[4:6]), int(value[6:8]), int(value[9:11]),
+                  int(value[11:13]), int(value[13:15]))
+        if 1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24 and fields[4] < 60 \
+                and fields[5] < 61:
+            return float(calendar.timegm((*fields, 0, 0, 0)))
+    raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
 
 
 class ChunkSigner:

@@ -201,7 +201,8 @@ class ObjectWriter:
         self.store = store
         self.data_id = new_id()
         self.tmp_path = store.tmp_dir / self.data_id
-        self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._fd = -1  # opened by the first write, on a worker thread (file creation is slow)
+        self._held: list[bytes] = []  # small bodies: written by finish() in one go
         self.md5 = hashlib.md5()
         self.sha256 = hashlib.sha256() if want_sha256 else None
         self.checksum_name = checksum if checksum in _CHECKSUMS else None
@@ -218,36 +219,61 @@ class ObjectWriter:
         for chunk in chunks:
             self.md5.update(chunk)
 
-    def feed_rest(self, chunks: list[bytes]) -> None:
-        """Everything but MD5 (so two workers can share a block: MD5 is the slowest hash)."""
+    def open(self) -> None:
+        if self._fd < 0:
+            self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def _write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def feed_rest(self, chunks: list[bytes], hold: bool = False) -> None:
+        """Everything but MD5 (so two workers can share a block: MD5 is the slowest hash).
+
+        ``hold`` keeps the bytes in memory for finish() (small bodies, hashed on the loop)."""
         for chunk in chunks:
             if self.sha256 is not None:
                 self.sha256.update(chunk)
             if self.checksum is not None:
                 self.checksum.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
             self.size += len(chunk)
+        if hold:
+            self._held.extend(chunks)
+            return
+        self.open()
+        for chunk in self._held:
+            self._write(chunk)
+        self._held = []
+        for chunk in chunks:
+            self._write(chunk)
         if self.size >= EARLY_WRITEBACK:
             # Start writing this block to disk now, so the one fsync at the end waits only
             # for the tail instead of the whole object.
             start_writeback(self._fd, self._flushed, self.size - self._flushed)
             self._flushed = self.size
 
-    def finish(self) -> None:
-        """fsync and close the temp file (once, at the end of the object)."""
+    def finish(self, publish: bool = False) -> None:
+        """(Worker) write held bytes, fsync and close the temp file - once, at the end of the
+        object - and with ``publish`` also move it to its data path."""
+        self.open()
         try:
+            for chunk in self._held:
+                self._write(chunk)
+            self._held = []
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
             self._fd = -1
+        if publish:
+            self.publish()
 
     def publish(self) -> None:
         """Move the finished temp file to its data path (before the metadata commit)."""
-        os.rename(self.tmp_path, self.store.data_path(self.data_id, create=True))
-        self.committed = True
+        if not self.committed:
+            os.rename(self.tmp_path, self.store.data_path(self.data_id, create=True))
+            self.committed = True
 
     def discard(self) -> None:
         if self._fd >= 0:
@@ -267,6 +293,7 @@ class BucketStore:
         self.tmp_dir = self.base / "tmp"
         self.data_dir = self.base / "data"
         self.db_path = self.base / "meta.sqlite3"
+        self._made_dirs: set[str] = set()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
@@ -283,8 +310,9 @@ class BucketStore:
     # -- files -----------------------------------------------------------------------------
     def data_path(self, data_id: str, create: bool = False) -> Path:
         d = self.data_dir / data_id[:2]
-        if create:
+        if create and data_id[:2] not in self._made_dirs:
             d.mkdir(exist_ok=True)
+            self._made_dirs.add(data_id[:2])
         return d / data_id
 
     def _sweep(self) -> None:
