@@ -39,6 +39,7 @@ FAULTS = Counter("vms_mock_faults_injected_total", "requests changed by fault ru
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 _METHODS = MUTATING | {"GET", "HEAD", "OPTIONS"}
+MAX_BODY = 1 << 20  # no VMS request body comes near 1 MiB
 
 # kind -> (create model, update model)
 # Routes match in registration order, so the busiest resources come first.
@@ -154,6 +155,10 @@ class ApiMiddleware:
 
         started = time.perf_counter()
         try:
+            length = dict(scope.get("headers") or []).get(b"content-length", b"0")
+            if not length.isdigit() or int(length) > MAX_BODY:
+                await answer(413, {"detail": f"Request body larger than {MAX_BODY} bytes."})
+                return
             decision = None if path.startswith("/api/admin/") else self.faults.decide(method, path)
             if decision is not None:
                 if decision.latency:

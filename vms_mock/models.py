@@ -39,12 +39,12 @@ Path_ = Annotated[str, Field(min_length=1, max_length=1024)]
 
 class TenantCreate(Body):
     name: Name
-    client_ip_ranges: list[list[str]] = []
+    client_ip_ranges: Annotated[list[list[str]], Field(max_length=256)] = []
 
 
 class TenantUpdate(Body):
     name: Name | None = None
-    client_ip_ranges: list[list[str]] | None = None
+    client_ip_ranges: Annotated[list[list[str]], Field(max_length=256)] | None = None
 
 
 class ManagerCreate(Body):
@@ -75,26 +75,26 @@ class ViewPolicyCreate(Body):
     name: Name
     tenant_id: Id | None = None
     flavor: Literal["NFS", "SMB", "MIXED_LAST_WINS", "S3_NATIVE"] = "NFS"
-    nfs_read_write: list[str] = ["*"]
-    nfs_read_only: list[str] = []
-    nfs_root_squash: list[str] = []
-    nfs_no_squash: list[str] = ["*"]
-    nfs_all_squash: list[str] = []
-    s3_visibility: list[str] = []
-    vip_pools: list[Id] = []
+    nfs_read_write: Annotated[list[str], Field(max_length=1024)] = ["*"]
+    nfs_read_only: Annotated[list[str], Field(max_length=1024)] = []
+    nfs_root_squash: Annotated[list[str], Field(max_length=1024)] = []
+    nfs_no_squash: Annotated[list[str], Field(max_length=1024)] = ["*"]
+    nfs_all_squash: Annotated[list[str], Field(max_length=1024)] = []
+    s3_visibility: Annotated[list[str], Field(max_length=1024)] = []
+    vip_pools: Annotated[list[Id], Field(max_length=256)] = []
     access_flavor: Literal["ALL", "NFS", "SMB", "S3"] = "ALL"
 
 
 class ViewPolicyUpdate(Body):
     name: Name | None = None
     flavor: Literal["NFS", "SMB", "MIXED_LAST_WINS", "S3_NATIVE"] | None = None
-    nfs_read_write: list[str] | None = None
-    nfs_read_only: list[str] | None = None
-    nfs_root_squash: list[str] | None = None
-    nfs_no_squash: list[str] | None = None
-    nfs_all_squash: list[str] | None = None
-    s3_visibility: list[str] | None = None
-    vip_pools: list[Id] | None = None
+    nfs_read_write: Annotated[list[str], Field(max_length=1024)] | None = None
+    nfs_read_only: Annotated[list[str], Field(max_length=1024)] | None = None
+    nfs_root_squash: Annotated[list[str], Field(max_length=1024)] | None = None
+    nfs_no_squash: Annotated[list[str], Field(max_length=1024)] | None = None
+    nfs_all_squash: Annotated[list[str], Field(max_length=1024)] | None = None
+    s3_visibility: Annotated[list[str], Field(max_length=1024)] | None = None
+    vip_pools: Annotated[list[Id], Field(max_length=256)] | None = None
     access_flavor: Literal["ALL", "NFS", "SMB", "S3"] | None = None
 
 

@@ -167,3 +167,23 @@ def test_access_keys_are_listed_without_secrets(vms: VmsProcess, admin: requests
     r = admin.delete(vms.url(f"users/{user['id']}/access_keys/"), json={"access_key": pair["access_key"]})
     assert r.status_code == 404
     assert admin.get(vms.url(f"users/{user['id']}/")).json()["access_keys"] == []
+
+
+def test_oversized_body_is_refused(vms: VmsProcess, admin: requests.Session) -> None:
+    r = admin.post(vms.url("quotas/"), json={"name": "x" * (2 << 20), "path": "/big"})
+    assert r.status_code == 413 and "detail" in r.json()
+    r = admin.post(vms.url("quotas/"), json={"name": "x" * 129, "path": "/big"})
+    assert r.status_code == 400 and "name" in r.json()
+
+
+def test_filters_on_other_kinds(vms: VmsProcess, admin: requests.Session) -> None:
+    host = admin.post(vms.url("blockhosts/", "v5"), json={
+        "name": uniq("fh"), "nqn": f"nqn.2014-08.org.nvmexpress:uuid:{uuid.uuid4()}"}).json()
+    found = admin.get(vms.url("blockhosts/", "v5"), params={"nqn": host["nqn"], "tenant_id": 1}).json()
+    assert [h["id"] for h in found] == [host["id"]]
+    assert admin.get(vms.url("vtasks/"), params={"state": "RUNNING", "tenant_id": 1}).status_code == 200
+    r = admin.get(vms.url("blockhosts/", "v5"), params={"tenant_id": "one"})
+    assert r.status_code == 400 and "tenant_id" in r.json()
+    r = admin.get(vms.url("blockhosts/", "v5"), params={"tenant_id__contains": "1"})
+    assert r.status_code == 400
+    assert admin.get(vms.url("tenants/"), params={"id__in": "1,2"}).json()[1]["name"] == "tenant1"
