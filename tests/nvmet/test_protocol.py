@@ -229,6 +229,11 @@ def test_two_hosts_share_a_namespace(env: Env) -> None:
         assert a.cntlid != b.cntlid
         (await a.write(1, 0, pattern(4096, 7))).check()
         assert (await b.read(1, 0, 8)).check().data == pattern(4096, 7)
+        smart_a = (await a.get_log_page(w.LOG_SMART, 512)).check().data  # per controller counters
+        smart_b = (await b.get_log_page(w.LOG_SMART, 512)).check().data
+        assert int.from_bytes(smart_a[48:64], "little") == 1 and int.from_bytes(smart_a[80:96], "little") == 1
+        assert int.from_bytes(smart_a[64:80], "little") == 0
+        assert int.from_bytes(smart_b[32:48], "little") == 1 and int.from_bytes(smart_b[64:80], "little") == 1
         await a.close()
         await b.close()
 

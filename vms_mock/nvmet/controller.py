@@ -59,6 +59,7 @@ class Controller:
         self._events: deque[int] = deque()
         self._ns_event_masked = False
         self.changed_nsids: set[int] = set()
+        self.io_stats = [0, 0, 0, 0]  # bytes read, bytes written, read commands, write commands
         self.ns: dict[int, NamespaceRecord] = {}
         if not self.discovery:
             self.ns = {r.nsid: r for r in provider.namespaces(subnqn, hostnqn)}
@@ -198,7 +199,7 @@ class Controller:
         elif lid == w.LOG_ERROR:
             page = bytes(64)
         elif lid == w.LOG_SMART:
-            page = idf.smart_log()
+            page = idf.smart_log(*self.io_stats)
         elif lid == w.LOG_FW_SLOT:
             page = idf.fw_slot_log()
         elif lid == w.LOG_CHANGED_NS:
@@ -290,10 +291,14 @@ class Controller:
         if op == w.IO_READ:
             out = await self.blockio.read(rec.backing_path, offset, length, rec.size)
             BYTES_READ.inc(length)
+            self.io_stats[0] += length
+            self.io_stats[2] += 1
             return Response(data=out)
         fua = bool(cmd.cdw(12) & (1 << 30))
         await self.blockio.write(rec.backing_path, offset, data, rec.size, fua=fua)
         BYTES_WRITTEN.inc(length)
+        self.io_stats[1] += length
+        self.io_stats[3] += 1
         return Response()
 
     async def _dsm(self, cmd: w.Command, rec: NamespaceRecord, data: bytes | bytearray) -> Response:

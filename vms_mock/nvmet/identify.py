@@ -98,9 +98,13 @@ def ns_descriptors(rec: NamespaceRecord) -> bytes:
     return bytes(out) + bytes(4096 - len(out))
 
 
-def smart_log() -> bytes:
+def smart_log(bytes_read: int = 0, bytes_written: int = 0, reads: int = 0, writes: int = 0) -> bytes:
+    """SMART / health page; data units are thousands of 512-byte units, rounded up (spec)."""
     b = bytearray(512)
     struct.pack_into("<BHBB", b, 0, 0, 300, 100, 10)  # no warnings, 300 K, 100% spare, threshold 10%
+    for off, value in ((32, -(-bytes_read // 512_000)), (48, -(-bytes_written // 512_000)),
+                       (64, reads), (80, writes)):
+        b[off:off + 16] = value.to_bytes(16, "little")
     return bytes(b)
 
 
