@@ -112,6 +112,15 @@ dd if=/dev/zero of="$link" bs=512 count=1 seek=@SECTORS@ oflag=direct 2>/dev/nul
 [ $? != 0 ]; check write-past-end-refused $?
 timeout 60 nvme flush "/dev/$dev" 2>&1 || timeout 60 nvme flush "/dev/$dev" -n 1 2>&1; check flush $?
 
+# nvme-cli admin passthrough through the kernel: identify, logs, features
+ctrl=/dev/$(ls /sys/class/nvme | head -1)
+timeout 60 nvme id-ctrl $ctrl >/dev/null 2>&1 && timeout 60 nvme id-ns "/dev/$dev" >/dev/null 2>&1 \
+  && timeout 60 nvme error-log $ctrl -e 1 >/dev/null 2>&1 && timeout 60 nvme get-feature $ctrl -f 7 2>&1 \
+  && timeout 60 nvme list-ns $ctrl 2>&1
+check nvme-cli-admin $?
+smart=$(timeout 60 nvme smart-log $ctrl 2>&1); echo "$smart"
+echo "$smart" | grep -Eiq "data.units.written[[:space:]]*: *[1-9]"; check smart-log-counts-writes $?
+
 # Online expansion: the host test grows the volume when it reads this line; the kernel learns
 # of it only through the namespace-attribute-changed event and the changed namespace list.
 echo "KVRESIZE"
@@ -175,7 +184,8 @@ EXPECTED = [
     "discover-rc", "discover-lists-subsystem", "discover-io-port", "stranger-sees-nothing",
     "connect-digests", "namespace-appears", "by-id-uuid-link", "size", "nguid", "write-odirect",
     "write-last-lba", "parallel-1m-writes", "parallel-1m-read-back", "discard", "discard-reads-zeros",
-    "write-past-end-refused", "flush", "resize-seen", "write-new-last-lba", "second-namespace-appears",
+    "write-past-end-refused", "flush", "nvme-cli-admin", "smart-log-counts-writes", "resize-seen",
+    "write-new-last-lba", "second-namespace-appears",
     "second-namespace-write", "unmapped-namespace-removed", "first-namespace-stays",
     "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "io-after-target-restart", "disconnect-again",
