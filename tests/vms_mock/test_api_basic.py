@@ -107,7 +107,7 @@ def test_filters_and_pagination(vms: VmsProcess, admin: requests.Session) -> Non
     tag = uniq("pg")
     ids = [admin.post(vms.url("quotas/"), json={"name": f"{tag}-{i}", "path": f"/{tag}/{i}",
                                                  "hard_limit": i}).json()["id"] for i in range(7)]
-    first = admin.get(vms.url("quotas/"), params={"name__startswith": tag, "page_size": 3}).json()
+    first = admin.get(vms.url("quotas/"), params={"name__startswith": tag, "page_size": "3"}).json()
     assert first["count"] == 7 and len(first["results"]) == 3 and first["previous"] is None
     seen = [q["id"] for q in first["results"]]
     nxt = first["next"]
@@ -181,7 +181,7 @@ def test_filters_on_other_kinds(vms: VmsProcess, admin: requests.Session) -> Non
         "name": uniq("fh"), "nqn": f"nqn.2014-08.org.nvmexpress:uuid:{uuid.uuid4()}"}).json()
     found = admin.get(vms.url("blockhosts/", "v5"), params={"nqn": host["nqn"], "tenant_id": 1}).json()
     assert [h["id"] for h in found] == [host["id"]]
-    assert admin.get(vms.url("vtasks/"), params={"state": "RUNNING", "tenant_id": 1}).status_code == 200
+    assert admin.get(vms.url("vtasks/"), params={"state": "RUNNING", "tenant_id": "1"}).status_code == 200
     r = admin.get(vms.url("blockhosts/", "v5"), params={"tenant_id": "one"})
     assert r.status_code == 400 and "tenant_id" in r.json()
     r = admin.get(vms.url("blockhosts/", "v5"), params={"tenant_id__contains": "1"})

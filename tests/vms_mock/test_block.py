@@ -168,17 +168,3 @@ def test_capacity_is_enforced_with_507(fresh_vms: VmsProcess) -> None:
     assert cl["free_usable_capacity_bytes"] == GiB and cl["logical_space_in_use"] == 2 * GiB
     assert s.delete(vms.url(f"volumes/{a['id']}/", "v5")).status_code == 204
     assert s.get(vms.url("clusters/")).json()[0]["free_usable_capacity_bytes"] == 3 * GiB
-
-
-def test_backing_files_recovered_after_kill9(fresh_vms: VmsProcess) -> None:
-    vms = fresh_vms.start()
-    s = vms.session()
-    sub = _subsystem(vms, s)
-    vol = s.post(vms.url("volumes/", "v5"), json={"name": "/k", "view_id": sub["id"], "size": GiB}).json()
-    orphan = vms.data_dir / "block" / f"{uuid.uuid4()}.img"
-    orphan.write_bytes(b"")  # as if killed after creating a file whose row never committed
-    _backing(vms, vol).unlink()  # as if killed before the file of a committed row was created
-    vms.kill9()
-    vms.start()
-    assert _backing(vms, vol).stat().st_size == GiB
-    assert not orphan.exists()

@@ -21,8 +21,14 @@ def test_state_survives_restart_and_kill9(fresh_vms: VmsProcess) -> None:
         names.append(name)
     key = s.post(vms.url("users/"), json={"name": "persist-user"}).json()
     pair = s.post(vms.url(f"users/{key['id']}/access_keys/"), json={}).json()
+    vol = s.post(vms.url("volumes/", "v5"), json={"name": "/k", "view_id": 1, "size": 1 << 30}).json()
+    backing = vms.data_dir / "block" / f"{vol['uuid']}.img"
+    orphan = vms.data_dir / "block" / f"{uuid.uuid4()}.img"
+    orphan.write_bytes(b"")  # as if killed after creating a file whose row never committed
+    backing.unlink()  # as if killed before the file of a committed row was created
     vms.kill9()  # no chance to flush anything: only committed transactions count
     vms.start()
+    assert backing.stat().st_size == 1 << 30 and not orphan.exists()  # files follow the rows
     s = vms.session()  # the token signing key is durable too
     got = {q["name"] for q in s.get(vms.url("quotas/"), params={"path__startswith": "/p/"}).json()}
     assert got == set(names)

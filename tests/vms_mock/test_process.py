@@ -8,14 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.vmsproc import VmsProcess
+from vms_mock.cli import build_parser
 
 
 def test_help_documents_flags_and_fault_syntax() -> None:
-    out = subprocess.run([sys.executable, "-m", "vms_mock", "--help"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = build_parser().format_help()
     for flag in ("--data-dir", "--in-memory", "--api-port", "--s3-port", "--nvme-port", "--discovery-port",
                  "--tls", "--seed", "--capacity", "--fault", "--enable-admin", "--ready-file",
                  "--log-format", "--token-ttl", "--no-s3", "--no-nvme"):
@@ -23,17 +24,26 @@ def test_help_documents_flags_and_fault_syntax() -> None:
     assert "path=REGEX" in out and "error=STATUS" in out
 
 
-def test_bad_flags_fail_clearly() -> None:
-    r = subprocess.run([sys.executable, "-m", "vms_mock", "--capacity", "lots"], capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 2 and "invalid size" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "vms_mock", "--fault", "colour=red"], capture_output=True,
-                       text=True, timeout=60)
-    assert r.returncode == 2 and "colour" in r.stderr
+def test_bad_flags_fail_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--capacity", "lots"])
+    assert exc.value.code == 2 and "invalid size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--fault", "colour=red"])
+    assert exc.value.code == 2 and "colour" in capsys.readouterr().err
+    assert build_parser().parse_args(["--capacity", "1.5TiB"]).capacity == int(1.5 * 2**40)
 
 
-def test_tls_serves_with_a_generated_ca(tmp_path: Path) -> None:
-    with VmsProcess(tmp_path / "data", s3=False, nvme=False, tls=True) as vms:
+def test_console_script_runs() -> None:
+    out = subprocess.run([sys.executable, "-m", "vms_mock", "--help"], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.startswith("usage: vms-mock")
+
+
+def test_tls_with_a_generated_ca_and_metrics(tmp_path: Path) -> None:
+    vms = VmsProcess(tmp_path / "data", s3=False, nvme=False, tls=True,
+                     extra_args=["--metrics-address", "127.0.0.1:0"])
+    with vms:
         assert vms.api_url.startswith("https://127.0.0.1:")
         assert vms.ca_file and Path(vms.ca_file).is_file()
         assert Path(vms.ca_file).parent == vms.data_dir / "tls"
@@ -42,12 +52,11 @@ def test_tls_serves_with_a_generated_ca(tmp_path: Path) -> None:
         assert r.status_code == 200
         host, port = vms.api_url.removeprefix("https://").split(":")
         ctx = ssl.create_default_context()  # the system store does not know our CA
-        with socket.create_connection((host, int(port)), timeout=10) as raw:
-            try:
-                ctx.wrap_socket(raw, server_hostname="localhost")
-                raise AssertionError("TLS without the CA must fail")
-            except ssl.SSLCertVerificationError:
-                pass
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                pytest.raises(ssl.SSLCertVerificationError):
+            ctx.wrap_socket(raw, server_hostname="localhost")
+        text = requests.get(f"http://127.0.0.1:{vms.info['metrics_port']}/metrics", timeout=10).text
+        assert 'vms_mock_requests_total{method="GET",status="200"}' in text
 
 
 def test_in_memory_mode_and_seed_file(tmp_path: Path) -> None:
@@ -77,15 +86,6 @@ def test_bad_seed_file_fails_startup_naming_the_entry(tmp_path: Path) -> None:
         raise AssertionError("a bad seed must stop the server")
     except RuntimeError as exc:
         assert "views[0]" in str(exc)
-
-
-def test_metrics_endpoint_counts_requests(tmp_path: Path) -> None:
-    vms = VmsProcess(tmp_path / "data", s3=False, nvme=False, extra_args=["--metrics-address", "127.0.0.1:0"])
-    with vms:
-        vms.api("GET", "views/")
-        port = vms.info["metrics_port"]
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        assert 'vms_mock_requests_total{method="GET",status="200"}' in text
 
 
 def test_shared_fixture_starts_every_service(vms_server: VmsProcess) -> None:
