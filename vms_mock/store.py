@@ -187,10 +187,9 @@ class Store:
     # ---- ids and meta -------------------------------------------------------------------------
     def next_id(self, kind: str) -> int:
         with self.tx() as db:
-            row = db.execute("SELECT last FROM seqs WHERE kind=?", (kind,)).fetchone()
-            nid = (row[0] if row else 0) + 1
-            db.execute("INSERT OR REPLACE INTO seqs(kind, last) VALUES (?, ?)", (kind, nid))
-            return nid
+            row = db.execute("INSERT INTO seqs(kind, last) VALUES (?, 1) ON CONFLICT(kind) DO UPDATE "
+                             "SET last = last + 1 RETURNING last", (kind,)).fetchone()
+            return int(row[0])
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         with self.read() as db:
@@ -203,10 +202,10 @@ class Store:
 
     def add_meta_int(self, key: str, delta: int) -> int:
         with self.tx() as db:
-            row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-            value = int(row[0]) + delta if row else delta
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
-            return value
+            row = db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                             "SET value = CAST(value AS INTEGER) + ? RETURNING value",
+                             (key, str(delta), delta)).fetchone()
+            return int(row[0])
 
     def get_meta_int(self, key: str) -> int:
         return int(self.get_meta(key, "0") or 0)
