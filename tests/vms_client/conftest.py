@@ -54,9 +54,10 @@ def start_vms(tmp: Path, **kw: Any) -> VmsProcess:
     return VmsProcess(tmp / "vms", start_timeout=60, **kw).start()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmsProcess]:
-    """vms-mock with the admin (fault) endpoint on, shared by one test module."""
+    """vms-mock with the admin (fault) endpoint on, shared by this package's tests: each test makes
+    its own uniquely named objects and clients, and the ``admin`` fixture clears its faults."""
     proc = start_vms(tmp_path_factory.mktemp("vmsc"), enable_admin=True,
                      extra_args=["--vtask-delay", "0.1"])
     yield proc

@@ -25,25 +25,25 @@ def token_auth(client: VmsClient) -> TokenAuth:
 
 
 @pytest.fixture(scope="module")
-def short_ttl_vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmsProcess]:
-    """Access tokens live 2 s; refresh tokens 60 s."""
-    proc = start_vms(tmp_path_factory.mktemp("vms-ttl"), token_ttl=2,
+def tls_vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmsProcess]:
+    """HTTPS with the emulator's generated CA; access tokens live 3 s (refresh tokens 60 s)."""
+    proc = start_vms(tmp_path_factory.mktemp("vms-tls"), tls=True, token_ttl=3,
                      extra_args=["--refresh-ttl", "60"])
     yield proc
     proc.stop()
 
 
-def test_expired_access_token_is_refreshed(short_ttl_vms: VmsProcess, make_client: ClientFactory) -> None:
+def test_expired_access_token_is_refreshed(tls_vms: VmsProcess, make_client: ClientFactory) -> None:
     rec = Recorder()
-    client = make_client(server=short_ttl_vms, observer=rec)
+    client = make_client(server=tls_vms, observer=rec)
     client.tenants.list()
     auth = token_auth(client)
     assert (auth.logins, auth.refreshes) == (1, 0)
-    time.sleep(2.5)
+    time.sleep(3.5)
     assert client.tenants.find_one(name="default") is not None
-    assert (auth.logins, auth.refreshes) == (1, 1)
-    assert rec.renewals == 1
-    assert rec.count("GET", "tenants", "403") == 1  # the expired attempt, then the retried one
+    # one refresh, no second login (a machine stalled past another TTL may need one more refresh)
+    assert auth.logins == 1 and auth.refreshes >= 1
+    assert rec.renewals == auth.refreshes == rec.count("GET", "tenants", "403")
     assert rec.count("GET", "tenants", "200") == 2
 
 
@@ -148,13 +148,6 @@ def test_permission_denied_is_not_renewed(make_client: ClientFactory) -> None:
     with pytest.raises(PermissionDenied) as err:
         tenant_admin.transport.request("GET", "/api/admin/faults/", resource="admin")
     assert err.value.status == 403 and rec.renewals == 0
-
-
-@pytest.fixture(scope="module")
-def tls_vms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmsProcess]:
-    proc = start_vms(tmp_path_factory.mktemp("vms-tls"), tls=True)
-    yield proc
-    proc.stop()
 
 
 def test_tls_verified_with_ca_bundle(tls_vms: VmsProcess, make_client: ClientFactory) -> None:
