@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refresh-ttl", type=float, default=86400.0, help="refresh token lifetime, seconds")
     parser.add_argument("--vtask-delay", type=float, default=0.05,
                         help="seconds a bulk-mapping vtask stays RUNNING before it completes")
+    parser.add_argument("--snapshot-expiry-interval", type=float, default=5.0,
+                        help="seconds between sweeps that delete snapshots past expiration_time (0: never)")
     parser.add_argument("--sys-version", default="5.3.0", help="version reported by versions/ and clusters/")
     add_metrics_args(parser, default="")
     add_logging_args(parser)
@@ -152,6 +154,7 @@ async def serve(args: argparse.Namespace) -> int:
     store = Store(db_path)
     core = StorageCore(store, data_dir, args.capacity)
     vms = Vms(store, core, Settings(sys_version=args.sys_version, vtask_delay=args.vtask_delay,
+                                    snapshot_reaper_interval=args.snapshot_expiry_interval,
                                     access_ttl=args.token_ttl, refresh_ttl=args.refresh_ttl))
     if store.get_meta("seeded") is None:
         try:
@@ -162,6 +165,7 @@ async def serve(args: argparse.Namespace) -> int:
         store.set_meta("seeded", "1")
         log.info("seeded a new state", extra={"objects": n, "seed": str(args.seed or "built-in")})
     vms.recover()
+    vms.start_reaper()
     faults = faults_mod.Faults()
     for rule in args.fault:
         faults.add(rule)

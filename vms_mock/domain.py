@@ -109,6 +109,7 @@ class Settings:
     sys_version: str = "5.3.0"
     cluster_name: str = "vast-mock"
     vtask_delay: float = 0.05
+    snapshot_reaper_interval: float = 5.0  # seconds between sweeps for expired snapshots; 0 = off
     access_ttl: float = 3600.0
     refresh_ttl: float = 86400.0
 
@@ -164,6 +165,38 @@ class Vms:
         self._closed = True
         for t in self._timers:
             t.cancel()
+
+    def start_reaper(self) -> None:
+        """Delete snapshots past their ``expiration_time`` (not indestructible ones), as a cluster's
+        snapshot expiry does, every ``snapshot_reaper_interval`` seconds."""
+        if self._closed or self.settings.snapshot_reaper_interval <= 0:
+            return
+        timer = threading.Timer(self.settings.snapshot_reaper_interval, self._reap)
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _reap(self) -> None:
+        try:
+            self.reap_expired_snapshots()
+        except Exception:
+            log.exception("snapshot expiry sweep failed")
+        self.start_reaper()
+
+    def reap_expired_snapshots(self) -> int:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        system = Principal(manager_id=0, username="expiry", role="super_admin", tenant_id=None,
+                           tenant_name=None, via="system")
+        done = 0
+        for snap in self.store.iter_kind("snapshots"):
+            exp = snap.get("expiration_time")
+            if exp and exp <= now and not snap.get("indestructible"):
+                with self.store.tx():
+                    if self.store.get("snapshots", int(snap["id"])) is not None:
+                        self.delete_snapshots(system, snap, False)
+                        done += 1
+                log.info("snapshot expired", extra={"snapshot_id": snap["id"], "snapshot": snap["name"]})
+        return done
 
     # ==== authentication =========================================================================
     def login(self, username: str, password: str, tenant_name: str | None) -> dict[str, str]:

@@ -146,3 +146,25 @@ def test_facade_is_safe_from_many_threads(vms: Vms) -> None:
     for t in threads:
         t.join(60)
     assert not errors
+
+
+def test_expired_snapshots_are_reaped_with_their_copies(vms: Vms) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    sub = vms.store.find("views", [("name", "exact", "block-default")])[0][0]
+    vms.create(ADMIN, "volumes", {"name": "/s/v", "view_id": sub["id"], "size": GiB})
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    snap = vms.create(ADMIN, "snapshots", {"name": "short", "path": "/block-default/s/v/",
+                                           "expiration_time": soon})
+    keep = vms.create(ADMIN, "snapshots", {"name": "keep", "path": "/block-default/s/v/",
+                                           "expiration_time": soon, "indestructible": True})
+    later = vms.create(ADMIN, "snapshots", {"name": "later", "path": "/block-default/s/v/",
+                                            "expiration_time": soon + timedelta(days=1)})
+    assert vms.core.used_bytes() == 4 * GiB
+    assert vms.reap_expired_snapshots() == 0
+    time.sleep(2.1)
+    assert vms.reap_expired_snapshots() == 1
+    assert vms.store.get("snapshots", snap["id"]) is None
+    assert not (vms.core.snapshot_dir / str(snap["id"])).exists()
+    assert vms.store.get("snapshots", keep["id"]) and vms.store.get("snapshots", later["id"])
+    assert vms.core.used_bytes() == 3 * GiB
