@@ -168,3 +168,27 @@ def test_capacity_is_enforced_with_507(fresh_vms: VmsProcess) -> None:
     assert cl["free_usable_capacity_bytes"] == GiB and cl["logical_space_in_use"] == 2 * GiB
     assert s.delete(vms.url(f"volumes/{a['id']}/", "v5")).status_code == 204
     assert s.get(vms.url("clusters/")).json()[0]["free_usable_capacity_bytes"] == 3 * GiB
+
+
+def test_tenant_isolation_for_block_objects(vms: VmsProcess, admin: requests.Session) -> None:
+    foreign_sub = _subsystem(vms, admin)
+    foreign = admin.post(vms.url("volumes/", "v5"), json={"name": "/t/foreign", "view_id": foreign_sub["id"],
+                                                          "size": GiB}).json()
+    t1 = vms.session("tenant1-admin", "tenant1-admin")
+    sub = _subsystem(vms, t1)
+    assert sub["tenant_id"] == 2 and sub["nqn"].startswith("nqn.2024-08.com.vastdata:tenant1:")
+    r = t1.post(vms.url("volumes/", "v5"), json={"name": "/t/x", "view_id": foreign_sub["id"], "size": GiB})
+    assert r.status_code == 400 and "view_id" in r.json()  # another tenant's view does not exist for it
+    mine = t1.post(vms.url("volumes/", "v5"), json={"name": "/t/mine", "view_id": sub["id"], "size": GiB})
+    assert mine.status_code == 201 and mine.json()["tenant_name"] == "tenant1"
+    host = t1.post(vms.url("blockhosts/", "v5"), json={
+        "name": "t1-host", "nqn": f"nqn.2014-08.org.nvmexpress:uuid:{uuid.uuid4()}"}).json()
+    assert {v["tenant_id"] for v in t1.get(vms.url("volumes/", "v5")).json()} == {2}
+    assert t1.get(vms.url(f"volumes/{foreign['id']}/", "v5")).status_code == 404
+    r = t1.patch(vms.url("blockhostvolumes/bulk/", "v5"),
+                 json={"pairs_to_add": [{"host_id": host["id"], "volume_id": foreign["id"]}]})
+    assert _wait_task(vms, t1, r.json()["async_task"]["id"])["state"] == "FAILED"
+    assert admin.get(vms.url("blockhostvolumes/", "v5"), params={"volume__id": foreign["id"]}).json() == []
+    r = t1.patch(vms.url("blockhostvolumes/bulk/", "v5"),
+                 json={"pairs_to_add": [{"host_id": host["id"], "volume_id": mine.json()["id"]}]})
+    assert _wait_task(vms, t1, r.json()["async_task"]["id"])["state"] == "COMPLETED"
