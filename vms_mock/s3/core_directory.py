@@ -1,12 +1,17 @@
 """The S3Directory backed by the VMS state (``vms_mock.core_api.StorageCore``).
 
-Every call reads the state afresh, so a revoked access key, a disabled policy or a deleted view
-takes effect on the very next request. The façade is read-only: S3 CreateBucket/DeleteBucket
-are refused with AccessDenied (bucket views are made through the VMS API, as COSI does).
+Lookups are memoised only until the state changes: every committed mutation bumps
+``core.change_seq()``, which empties the memo, so a revoked access key, a disabled policy or a
+deleted view takes effect on the very next request (the sequence is read before the state, and
+the store commits and bumps it under one lock, so a stale answer can never outlive a change).
+
+The façade is read-only: S3 CreateBucket/DeleteBucket are refused with AccessDenied (bucket
+views are made through the VMS API, as COSI does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,27 @@ _NO_WRITE_PATH = ("buckets are created and deleted through the VMS API (views wi
 class CoreApiDirectory:
     def __init__(self, core: Any) -> None:
         self.core = core
+        self._seq = -1
+        self._memo: dict[tuple[str, Any], Any] = {}
+
+    def _memoised(self, name: str, arg: Any, compute: Callable[[], Any]) -> Any:
+        seq = self.core.change_seq()
+        if seq != self._seq:
+            self._memo.clear()
+            self._seq = seq
+        key = (name, arg)
+        if key not in self._memo:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def lookup_access_key(self, access_key: str) -> AccessKeyRecord | None:
+        result: AccessKeyRecord | None = self._memoised(
+            "key", access_key, lambda: self._lookup_access_key(access_key))
+        return result
+
+    def _lookup_access_key(self, access_key: str) -> AccessKeyRecord | None:
         rec = self.core.lookup_access_key(access_key)
         if rec is None:
             return None
@@ -42,14 +66,20 @@ class CoreApiDirectory:
                           quota_hard_limit=v.quota_hard_limit)
 
     def get_bucket_view(self, bucket: str) -> BucketView | None:
-        v = self.core.get_bucket_view(bucket)
-        return None if v is None else self._view(v)
+        def compute() -> BucketView | None:
+            v = self.core.get_bucket_view(bucket)
+            return None if v is None else self._view(v)
+
+        result: BucketView | None = self._memoised("view", bucket, compute)
+        return result
 
     def list_bucket_views(self) -> list[BucketView]:
         return [self._view(v) for v in self.core.list_bucket_views()]
 
     def user_policies(self, user_id: int) -> list[str]:
-        return list(self.core.user_policies(user_id))
+        result: tuple[str, ...] = self._memoised(
+            "policies", user_id, lambda: tuple(self.core.user_policies(user_id)))
+        return list(result)
 
     def fs_path(self, view_path: str) -> Path:
         return Path(self.core.fs_path(view_path))
