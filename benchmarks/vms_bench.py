@@ -87,6 +87,27 @@ def vms_mock_process(data_dir: Path, extra: list[str],
                     proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Server and client CPU time spent between start() and per_op(n): a figure that, unlike
+    wall-clock rates, does not depend on how busy the shared machine is."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.server0 = self.client0 = 0.0
+
+    def start(self) -> None:
+        self.server0, self.client0 = cpu_seconds(self.pid), time.process_time()
+
+    def per_op(self, n: int) -> tuple[float, float]:
+        return ((cpu_seconds(self.pid) - self.server0) / n, (time.process_time() - self.client0) / n)
+
+
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS / VmHWM of a process, in kB."""
     out: dict[str, int] = {}
@@ -154,7 +175,8 @@ def verdict(ok: bool) -> str:
 
 # ---------------------------------------------------------------- phases
 
-def crud_rates(client: VmsClient, rec: LatencyRecorder, kind: str, n: int, subsystem_id: int) -> None:
+def crud_rates(client: VmsClient, rec: LatencyRecorder, kind: str, n: int, subsystem_id: int,
+               cpu: CpuMeter) -> None:
     res = client.views if kind == "views" else client.volumes
 
     def make(i: int) -> Any:
@@ -162,21 +184,33 @@ def crud_rates(client: VmsClient, rec: LatencyRecorder, kind: str, n: int, subsy
             return ViewCreate(path=f"/bench-rate/v{i}", protocols=["NFS"], create_dir=True)
         return VolumeCreate(name=f"/bench-rate/vol{i}", view_id=subsystem_id, size=GIB)
 
+    def cpu_row(what: str) -> None:
+        server, own = cpu.per_op(n)
+        bound = 1 / (server + own) if server + own > 0 else float("inf")
+        row(f"{kind}: {what} CPU per op: server / client", f"{ms(server)} / {ms(own)} ms",
+            f"~{bound:.0f}/s", "(CPU-bound ceiling)")
+
+    cpu.start()
     seconds, created = timed(lambda: [res.create(make(i)) for i in range(n)])
     rate = n / seconds
     row(f"{kind}: create x{n} (1 client, 1 thread)", f"{rate:.0f} /s", f">= {TARGET_CREATES_PER_S:.0f}/s",
         verdict(rate >= TARGET_CREATES_PER_S))
+    cpu_row("create")
     lat = rec.take("POST", kind)
     row(f"{kind}: create latency p50 / p99", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms")
     ids = [o.id for o in created]
+    cpu.start()
     seconds, _ = timed(lambda: [res.get(i) for i in ids])
     row(f"{kind}: get x{n}", f"{n / seconds:.0f} /s")
+    cpu_row("get")
     rec.take("GET", kind)
     seconds, listed = timed(lambda: res.list())
     row(f"{kind}: list all ({len(listed)} objects, paginated)", f"{ms(seconds)} ms")
     rec.take("GET", kind)
+    cpu.start()
     seconds, _ = timed(lambda: [res.delete(i) for i in ids])
     row(f"{kind}: delete x{n}", f"{n / seconds:.0f} /s")
+    cpu_row("delete")
     rec.take("DELETE", kind)
 
 
@@ -202,28 +236,37 @@ def fill(client: VmsClient, kind: str, start: int, stop: int, threads: int, subs
 
 
 def list_latency(client: VmsClient, rec: LatencyRecorder, kind: str, rounds: int, lookups: int,
-                 sample_name: Callable[[int], str], total: int) -> None:
+                 sample_name: Callable[[int], str], total: int, cpu: CpuMeter) -> None:
     res = client.views if kind == "views" else client.volumes
     rec.take("GET", kind)
     full: list[float] = []
     count = 0
+    cpu.start()
     for _ in range(rounds):
         seconds, listed = timed(lambda: res.list())
         full.append(seconds)
         count = len(listed)
     pages = rec.take("GET", kind)
+    server_cpu, _client_cpu = cpu.per_op(len(pages))
     p99 = pct(pages, 99)
     row(f"{kind}: page GET (page_size=1000) p50 / p99, {count} objects",
         f"{ms(pct(pages, 50))} / {ms(p99)} ms", f"p99 < {TARGET_LIST_P99_MS:.0f} ms",
         verdict(p99 * 1000 < TARGET_LIST_P99_MS))
+    row(f"{kind}: server CPU per page of 1000", f"{ms(server_cpu)} ms")
     row(f"{kind}: full paginated list of {count} p50 / p99", f"{ms(pct(full, 50))} / {ms(pct(full, 99))} ms")
     field = "path" if kind == "views" else "name"
     step = max(1, total // lookups)
+    cpu.start()
     for i in range(lookups):
         found = res.find_one(**{field: sample_name(i * step % total)})
         assert found is not None
     lat = rec.take("GET", kind)
     row(f"{kind}: filtered lookup ({field}=) p50 / p99", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms")
+    row(f"{kind}: server CPU per filtered lookup", f"{ms(cpu.per_op(lookups)[0])} ms")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main() -> int:
@@ -244,6 +287,8 @@ def main() -> int:
     if args.quick:
         args.ops, args.list_objects, args.rss_objects, args.list_rounds, args.lookups = 200, 1500, 4000, 3, 50
 
+    # SIGTERM unwinds like Ctrl-C, so the server is stopped and the data dir removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="vms-bench-"))
     data_dir = tmp / "data"
     data_dir.mkdir()
@@ -261,8 +306,9 @@ def main() -> int:
             subsystem = client.views.create(ViewCreate.block_subsystem("bench-subsystem", "/bench-subsystem"))
 
             print("\n1. rates through vms_client (ONE client, ONE thread, sequential calls)")
-            crud_rates(client, rec, "views", args.ops, subsystem.id)
-            crud_rates(client, rec, "volumes", args.ops, subsystem.id)
+            cpu = CpuMeter(pid)
+            crud_rates(client, rec, "views", args.ops, subsystem.id, cpu)
+            crud_rates(client, rec, "volumes", args.ops, subsystem.id, cpu)
 
             n = args.list_objects
             print(f"\n2. list latency with {n} volumes and {n} views "
@@ -273,9 +319,9 @@ def main() -> int:
             for kind in ("volumes", "views"):
                 rec.take("POST", kind)
             list_latency(client, rec, "volumes", args.list_rounds, args.lookups,
-                         lambda i: f"/bench-list/vol{i}", n)
+                         lambda i: f"/bench-list/vol{i}", n, cpu)
             list_latency(client, rec, "views", args.list_rounds, args.lookups,
-                         lambda i: f"/bench-list/v{i}", n)
+                         lambda i: f"/bench-list/v{i}", n, cpu)
 
             held = 2 * n + 1
             more = max(0, args.rss_objects - held)
@@ -307,6 +353,8 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (2-core machine shared with other work;"
+          " wall-clock rates scale with the CPU share the processes got)")
     print("\nsummary")
     print(f"  {'measure':<58} {'value':>16}  {'target':<12} verdict")
     for what, value, target, ok in rows:
