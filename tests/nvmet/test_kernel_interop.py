@@ -177,6 +177,8 @@ timeout 60 nvme disconnect -n @SUBNQN@ 2>&1; check disconnect-again $?
 timeout 90 nvme connect -t tcp -a $T -s 4420 -n @SUBNQN@ -q @STRANGER@ 2>&1; rc=$?
 [ $rc != 0 ]; check stranger-connect-refused $? "$rc"
 ls /sys/block/ | grep -q '^nvme'; [ $? != 0 ]; check stranger-has-no-device $?
+timeout 90 nvme connect -t tcp -a $T -s 4420 -n nqn.2024-01.com.example:no-such-subsystem -q @HOSTNQN@ 2>&1
+rc=$?; [ $rc != 0 ]; check unknown-subsystem-refused $? "$rc"
 echo "KVDONE"
 """
 
@@ -190,7 +192,7 @@ EXPECTED = [
     "disconnect", "device-gone", "reconnect",
     "namespace-reappears", "read-back-after-reconnect", "io-after-target-restart", "disconnect-again",
     "stranger-connect-refused",
-    "stranger-has-no-device",
+    "stranger-has-no-device", "unknown-subsystem-refused",
 ]
 
 
