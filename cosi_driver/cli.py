@@ -101,6 +101,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-workers", type=int, default=32, help="concurrent RPCs")
     p.add_argument(
+        "--tombstone-seconds",
+        type=float,
+        default=600.0,
+        help="refuse a Create/Grant for a name deleted/revoked this recently (stale sidecar retries)",
+    )
+    p.add_argument(
         "--inflight-wait",
         type=float,
         default=30.0,
@@ -172,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             addressing_style=args.addressing_style,
             bucket_owner=args.bucket_owner,
             inflight_wait=args.inflight_wait,
+            tombstone_seconds=args.tombstone_seconds,
         ),
     )
     serve_metrics(args.metrics_address)

@@ -51,6 +51,14 @@ class BucketNotEmpty(CosiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class RecentlyRemoved(CosiError):
+    """A Create/Grant for a name this driver just deleted/revoked: a stale retry of a sidecar
+    whose object is being deleted (COSI names carry the object's UID, so a live object never
+    reuses one). Refused so the retry cannot bring the bucket or principal back."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class BackendUnavailable(CosiError):
     code = grpc.StatusCode.UNAVAILABLE
 

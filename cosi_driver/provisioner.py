@@ -26,6 +26,7 @@ from cosi_driver.errors import (
     BucketNotEmpty,
     InvalidArgument,
     NotFound,
+    RecentlyRemoved,
 )
 from cosi_driver.inflight import InflightRegistry
 from cosi_driver.keystore import KeyStore
@@ -52,6 +53,7 @@ class Defaults:
     addressing_style: str = "path"
     bucket_owner: str = "cosi-bucket-owner"
     inflight_wait: float = 30.0
+    tombstone_seconds: float = 600.0
     s3_verify: bool | str = True
     lookup_ttl: float = 60.0
 
@@ -119,7 +121,24 @@ class Provisioner:
         self.defaults = defaults or Defaults()
         self.inflight = InflightRegistry(self.defaults.inflight_wait)
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._tombstones: dict[str, float] = {}
         self._cache_mu = threading.Lock()
+
+    # ------------------------------------------------------------------ tombstones
+    def _bury(self, key: str) -> None:
+        with self._cache_mu:
+            now = time.monotonic()
+            self._tombstones = {k: t for k, t in self._tombstones.items() if t > now}
+            self._tombstones[key] = now + self.defaults.tombstone_seconds
+
+    def _refuse_if_buried(self, key: str, what: str) -> None:
+        with self._cache_mu:
+            expiry = self._tombstones.get(key)
+        if expiry is not None and expiry > time.monotonic():
+            raise RecentlyRemoved(
+                f"{what} was removed moments ago; not re-creating it for what looks like a "
+                "stale retry of an object being deleted"
+            )
 
     # ------------------------------------------------------------------ lookups
     def _cached(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
@@ -213,6 +232,7 @@ class Provisioner:
         bucket = naming.verbatim_or_hashed_bucket(name) if verbatim else naming.bucket_name(name)
         shape = params.platform_shape()
         fp = naming.fingerprint({"op": "create", "shape": shape})
+        self._refuse_if_buried(f"bucket:{bucket}", f"bucket {bucket}")
         with self.inflight.claim(f"bucket:{bucket}", fp, f"bucket {bucket}"):
             backend = params.vms_credentials or DEFAULT
             client = self.backends.client(backend)
@@ -433,6 +453,7 @@ class Provisioner:
                         if type(exc).__name__ != "NotFound":
                             raise
             self.store.delete("bucket", bucket_id)
+            self._bury(f"bucket:{bucket_id}")
             log.info("bucket deleted", extra={"bucket": bucket_id, "force": force})
 
     def _bucket_record(self, bucket_id: str) -> dict[str, Any] | None:
@@ -545,6 +566,7 @@ class Provisioner:
         if len({b for b, _ in grants}) != len(grants):
             raise InvalidArgument("a bucket is listed more than once")
         user = naming.user_name(account_name)
+        self._refuse_if_buried(f"access:{user}", f"access {account_name}")
         fp = naming.fingerprint({"grants": sorted(grants), "request": dict(request_doc)})
         with self.inflight.claim(f"access:{user}", fp, f"access {account_name}"):
             records = {b: self._bucket_record(b) for b, _ in grants}
@@ -705,4 +727,5 @@ class Provisioner:
                 if pol is not None:
                     client.s3policies.delete(pol.id, missing_ok=True)
             self.store.delete("access", account_id)
+            self._bury(f"access:{account_id}")
             log.info("access revoked", extra={"user": account_id})

@@ -253,3 +253,43 @@ spec: {{bucketClassName: kv-bad-{tag}, protocols: [S3]}}
         assert "colour" in events[0]["message"]
         cluster.kubectl("delete", "bucketclaim", "bad", "-n", ns, "--wait=false", check=False)
         cluster.kubectl("delete", "bucketclass", f"kv-bad-{tag}", "--wait=false", check=False)
+
+
+def test_orphans_reported_then_removed_against_the_api_server(
+    cosi_stack: tuple[KubeCluster, DriverProcess, Path], cosi_vms: Any, platform: Platform
+) -> None:
+    """Platform objects the driver made with no Kubernetes object behind them: found through the real
+    API server (KubeApi), reported, then removed with --orphan-policy=delete semantics."""
+    from kubernetes import client as k8s
+
+    from cosi_driver.backends import BackendRegistry, VmsSettings
+    from cosi_driver.keystore import KubernetesKeyStore
+    from cosi_driver.operator.kube import KubeApi
+    from cosi_driver.operator.reconcile import OrphanReconciler
+    from cosi_driver.proto import cosi_v1alpha1_pb2 as pb
+    from cosi_driver.provisioner import Defaults, Provisioner
+
+    cluster, driver, _log = cosi_stack
+    bucket = (
+        driver.v1().DriverCreateBucket(pb.DriverCreateBucketRequest(name=f"bucket-{uuid.uuid4()}")).bucket_id
+    )
+    account = (
+        driver.v1()
+        .DriverGrantBucketAccess(
+            pb.DriverGrantBucketAccessRequest(bucket_id=bucket, name=f"ba-{uuid.uuid4()}")
+        )
+        .account_id
+    )
+    api = cluster.api_client()
+    backends = BackendRegistry(
+        VmsSettings(endpoint=cosi_vms.api_url, username=cosi_vms.username, password=cosi_vms.password)
+    )
+    provisioner = Provisioner(
+        backends, KubernetesKeyStore(KEY_NS, k8s.CoreV1Api(api)), Defaults(endpoint=cosi_vms.s3_url or "")
+    )
+    report = OrphanReconciler(KubeApi(api), backends.client(), provisioner, "report", 0).run_once()
+    assert account in report.users and bucket in report.buckets and report.removed_users == []
+    assert platform.user(account) is not None
+    report = OrphanReconciler(KubeApi(api), backends.client(), provisioner, "delete", 0).run_once()
+    assert account in report.removed_users and bucket in report.removed_buckets, report.errors
+    assert platform.user(account) is None and platform.views(bucket) == []
