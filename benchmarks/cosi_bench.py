@@ -18,6 +18,7 @@ file key store), then in ONE run:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -175,6 +176,11 @@ def main() -> int:
         )
         sequential(driver_ops(driver), [f"bucket-warm-drv-{run}-{i}" for i in range(3)])
 
+        ident = driver.v1_identity()
+        rtt = [timed(lambda: ident.DriverGetInfo(pb.DriverGetInfoRequest())) for _ in range(200)]
+        load = os.getloadavg()[0]
+        print(f"\n0. context: load average {load:.1f} on {os.cpu_count()} CPUs; bare gRPC round trip "
+              f"(DriverGetInfo) p50 {pct(rtt, 0.5) * 1000:.2f} ms, p99 {pct(rtt, 0.99) * 1000:.2f} ms")
         print(f"\n1. one call at a time, {n} operations per phase (ops/s, latency)")
         raw_calls = raw_ops(client, owner, s3_url, owner_key)
         raw = sequential(raw_calls, [f"bucket-raw-{run}-{i}" for i in range(n)])
