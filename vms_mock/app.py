@@ -398,6 +398,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
     async def audit_list(request: Request, p: Auth) -> Response:
         if not p.is_super:
             raise ApiError({"detail": "Only a super-admin may read the audit log."}, 403)
+        audit.flush()  # the last calls' records may still be batched
         q = params(request)
         filters = {}
         for k, v in q.items():

@@ -139,6 +139,7 @@ async def serve(args: argparse.Namespace) -> int:
     from vms_mock.audit import AuditLog
     from vms_mock.core_api import StorageCore
     from vms_mock.domain import Settings, Vms
+    from vms_mock.httpproto import CoalescingHttpToolsProtocol
     from vms_mock.seed import SeedError, apply_seed, load_seed
     from vms_mock.store import Store
     from vms_mock.tls import ensure_tls
@@ -177,7 +178,8 @@ async def serve(args: argparse.Namespace) -> int:
         print(f"vms-mock CA certificate: {tls.ca_file}", file=sys.stderr, flush=True)
     sock = _bind(args.host, args.api_port)
     api_port = sock.getsockname()[1]
-    config = uvicorn.Config(asgi, log_config=None, access_log=False, http="httptools", lifespan="off",
+    config = uvicorn.Config(asgi, log_config=None, access_log=False, http=CoalescingHttpToolsProtocol,
+                            lifespan="off",
                             ssl_certfile=str(tls.cert_file) if tls else None,
                             ssl_keyfile=str(tls.key_file) if tls else None, timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

@@ -395,13 +395,17 @@ class Store:
             return db.execute("SELECT * FROM access_keys WHERE access_key=?", (access_key,)).fetchone()
 
     # ---- audit --------------------------------------------------------------------------------
-    def add_audit(self, rec: dict[str, Any]) -> None:
+    def add_audit_many(self, recs: list[dict[str, Any]]) -> None:
         with self.tx() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO audit(time, principal, tenant, method, path, object_id, status, outcome)"
                 " VALUES (:time, :principal, :tenant, :method, :path, :object_id, :status, :outcome)",
-                rec,
+                recs,
             )
+
+    def count_audit(self) -> int:
+        with self.read() as db:
+            return int(db.execute("SELECT count(*) FROM audit").fetchone()[0])
 
     def find_audit(
         self, filters: dict[str, Any], offset: int, limit: int | None, with_count: bool

@@ -27,8 +27,18 @@ def test_state_survives_restart_and_kill9(fresh_vms: VmsProcess) -> None:
     orphan.write_bytes(b"")  # as if killed after creating a file whose row never committed
     backing.unlink()  # as if killed before the file of a committed row was created
     vms.kill9()  # no chance to flush anything: only committed transactions count
+    ghost = {"time": "2026-01-01T00:00:00Z", "principal": "ghost", "tenant": None, "method": "POST",
+             "path": "/api/v1/quotas/", "object_id": "1", "status": 201, "outcome": "success"}
+    with (vms.data_dir / "audit.jsonl").open("a") as fh:  # a line whose batch never reached SQLite
+        fh.write(json.dumps(ghost) + "\n")
     vms.start()
     assert backing.stat().st_size == 1 << 30 and not orphan.exists()  # files follow the rows
+    # the queryable audit table holds every line of audit.jsonl, also the ones batched at the kill
+    lines = (vms.data_dir / "audit.jsonl").read_text().splitlines()
+    audit = vms.session().get(vms.url("audit/"), params={"page_size": "1"}).json()
+    assert audit["count"] == len(lines) + 1  # + this session's login
+    ghosts = vms.api("GET", "audit/", params={"principal": "ghost"}).json()
+    assert [(g["method"], g["status"], g["object_id"]) for g in ghosts] == [("POST", 201, "1")]
     s = vms.session()  # the token signing key is durable too
     got = {q["name"] for q in s.get(vms.url("quotas/"), params={"path__startswith": "/p/"}).json()}
     assert got == set(names)
