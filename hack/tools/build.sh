@@ -81,13 +81,25 @@ ldflags_for() {
   esac
 }
 
+binary_cache_path() {
+  local name="$1"; shift
+  printf '%s/%s.%s' "$binary_cache" "$name" "$(stamp_for "$name" "$@" | sha256sum | cut -c1-16)"
+}
+
+# Keeps an up-to-date bin/<name> in the binary cache too (best effort).
+remember() {
+  local name="$1" cached; shift
+  cached="$(binary_cache_path "$name" "$@")"
+  [ -x "$cached" ] && return 0
+  if mkdir -p "$binary_cache" && cp "$bin_dir/$name" "$cached.part"; then mv -f "$cached.part" "$cached"; fi
+}
+
 # Note: called in an `if`, where `set -e` is off, so every step checks its own status.
 build_one() {
   local name="$1" kind="$2" target="$3" version="$4" tmp
   tmp="$(mktemp -d "$bin_dir/.tmp-$name.XXXXXX")" || return 1
-  local key cached
-  key="$(stamp_for "$name" "$kind" "$target" "$version" | sha256sum | cut -c1-16)"
-  cached="$binary_cache/$name.$key"
+  local cached
+  cached="$(binary_cache_path "$name" "$kind" "$target" "$version")"
   if [ -x "$cached" ]; then
     cp "$cached" "$tmp/out" && say "    $name: copied from $cached"
   fi
@@ -151,6 +163,7 @@ main() {
     i=$((i + 1))
     if up_to_date "$name" "$name" "$kind" "$target" "$version"; then
       say "[$i/$total] $name $version: cached"
+      remember "$name" "$kind" "$target" "$version"
       continue
     fi
     say "[$i/$total] $name $version: building ($kind)"
