@@ -10,9 +10,9 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import Counter, Histogram
@@ -122,10 +122,11 @@ class ApiMiddleware:
     """Faults first (latency, injected errors, forced token expiry), then the audit record of
     every mutating call. Pure ASGI for speed."""
 
-    def __init__(self, app: Any, faults: Faults, audit: AuditLog) -> None:
+    def __init__(self, app: Any, faults: Faults, audit: AuditLog, vms: Vms) -> None:
         self.app = app
         self.faults = faults
         self.audit = audit
+        self.vms = vms
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
@@ -173,6 +174,16 @@ class ApiMiddleware:
                     FAULTS.labels("expire").inc()
                     await answer(403, {"detail": TOKEN_INVALID_MSG, "code": "token_not_valid"})
                     return
+            if needs_auth(internal):
+                headers = dict(scope.get("headers") or [])
+                try:
+                    p = self.vms.authenticate(
+                        headers.get(b"authorization", b"").decode("latin-1") or None,
+                        headers.get(b"x-tenant-name", b"").decode("utf-8", "replace") or None)
+                except ApiError as exc:
+                    await answer(exc.status, exc.body)
+                    return
+                state.update(p=p, principal=p.username, tenant=p.tenant_name)
             await self.app(scope, receive, send_wrapper)
         finally:
             label = method if method in _METHODS else "OTHER"
@@ -185,6 +196,14 @@ class ApiMiddleware:
                                       object_id=state.get("object_id"), status=status[0])
                 except Exception:
                     log.exception("audit record failed")
+
+
+_PUBLIC = ("/api/v1/token", "/api/v1/token/", "/api/v1/token/refresh", "/api/v1/token/refresh/")
+
+
+def needs_auth(path: str) -> bool:
+    """Every API path but login, refresh and the OpenAPI document/docs needs a principal."""
+    return (path.startswith("/api/v1/") and path not in _PUBLIC) or path.startswith("/api/admin/")
 
 
 def canonical_path(path: str) -> str:
@@ -268,16 +287,14 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         return jresp({"detail": f"Internal error ({type(exc).__name__}); see the server log."}, 500)
 
     # ---- auth -----------------------------------------------------------------------------------
-    async def principal(request: Request) -> Principal:
-        p = vms.authenticate(request.headers.get("authorization"), request.headers.get("x-tenant-name"))
-        request.state.principal = p.username
-        request.state.tenant = p.tenant_name
-        return p
+    def principal(request: Request) -> Principal:
+        """The caller, authenticated by ApiMiddleware before routing (so 401/403 come before any
+        body validation, as in DRF, without FastAPI's per-request dependency machinery)."""
+        return request.scope["state"]["p"]
 
     def params(request: Request) -> dict[str, str]:
         return dict(request.query_params)
 
-    Auth = Annotated[Principal, Depends(principal)]
     router = _Prefixed(app, "/api/v1")
 
     @router.post("/token/", tags=["auth"], summary="Log in: username/password -> access and refresh tokens")
@@ -311,21 +328,24 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
 
     def add_list_get(kind: str) -> None:
         @router.get(f"/{kind}/", tags=[kind], openapi_extra=filter_params(kind), name=f"list_{kind}")
-        async def list_objs(request: Request, p: Auth) -> Response:
+        async def list_objs(request: Request) -> Response:
+            p = principal(request)
             return page_response(request, vms.list_objs(p, kind, params(request)))
 
         @router.get(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"get_{kind}")
-        async def get_obj(obj_id: str, p: Auth) -> Response:
+        async def get_obj(request: Request, obj_id: str) -> Response:
+            p = principal(request)
             return jresp(vms.render(kind, vms.get_obj(p, kind, obj_id_of(obj_id))))
 
     def add_crud(kind: str, create_model: type[BaseModel], update_model: type[BaseModel]) -> None:
-        def create_sync(request: Request, body: create_model, p: Auth) -> Response:  # type: ignore[valid-type]
+        def create_sync(request: Request, body: create_model) -> Response:  # type: ignore[valid-type]
+            p = principal(request)
             obj = vms.create(p, kind, body.model_dump(exclude_unset=True))  # type: ignore[attr-defined]
             request.state.object_id = obj.get("id")
             return jresp(obj, 201)
 
-        async def create_async(request: Request, body: create_model, p: Auth) -> Response:  # type: ignore[valid-type]
-            return create_sync(request, body, p)
+        async def create_async(request: Request, body: create_model) -> Response:  # type: ignore[valid-type]
+            return create_sync(request, body)
 
         # Handlers run on the event loop: each is a few SQLite statements, cheaper than a thread
         # hop. Those that copy data (snapshots) or hash passwords run in the thread pool.
@@ -335,14 +355,16 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         add_list_get(kind)
 
         @router.patch(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"update_{kind}")
-        async def update(request: Request, obj_id: str, body: update_model,  # type: ignore[valid-type]
-                   p: Auth) -> Response:
+        async def update(request: Request, obj_id: str,
+                         body: update_model) -> Response:  # type: ignore[valid-type]
+            p = principal(request)
             oid = obj_id_of(obj_id)
             request.state.object_id = oid
             return jresp(vms.update(p, kind, oid, body.model_dump(exclude_unset=True)))  # type: ignore[attr-defined]
 
         @router.delete(f"/{kind}/{{obj_id}}/", tags=[kind], status_code=204, name=f"delete_{kind}")
-        async def delete(request: Request, obj_id: str, p: Auth, force: bool = False) -> Response:
+        async def delete(request: Request, obj_id: str, force: bool = False) -> Response:
+            p = principal(request)
             oid = obj_id_of(obj_id)
             request.state.object_id = oid
             vms.delete(p, kind, oid, force)
@@ -357,22 +379,24 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
     # another method: a method mismatch is only a partial match, so matching goes on)
     @router.patch("/blockhostvolumes/bulk/", tags=["blockhostvolumes"],
                   summary="Map or unmap host/volume pairs; returns an async vtask")
-    async def bulk(request: Request, body: m.BulkMapping, p: Auth) -> Response:
+    async def bulk(request: Request, body: m.BulkMapping) -> Response:
+        p = principal(request)
         out = vms.bulk_map(p, body.model_dump())
         request.state.object_id = out["async_task"]["id"]
         return jresp(out, 200)
 
     @router.post("/users/{obj_id}/access_keys/", tags=["users"], status_code=201,
                  summary="Create an access key pair; the secret is shown only here")
-    async def create_key(request: Request, obj_id: str, p: Auth, body: m.AccessKeyCreate | None = None
+    async def create_key(request: Request, obj_id: str, body: m.AccessKeyCreate | None = None
                    ) -> Response:
+        p = principal(request)
         oid = obj_id_of(obj_id)
         request.state.object_id = oid
         return jresp(vms.create_access_key(p, oid), 201)
 
     @router.delete("/users/{obj_id}/access_keys/", tags=["users"], status_code=204)
-    async def delete_key(request: Request, obj_id: str, body: m.AccessKeyDelete,
-                   p: Auth) -> Response:
+    async def delete_key(request: Request, obj_id: str, body: m.AccessKeyDelete) -> Response:
+        p = principal(request)
         oid = obj_id_of(obj_id)
         request.state.object_id = oid
         vms.delete_access_key(p, oid, body.access_key)
@@ -380,22 +404,24 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
 
     @router.post("/snapshots/{obj_id}/clone_volume/", tags=["snapshots"], status_code=201,
                  summary="A new block volume from a single-volume snapshot")
-    def clone_volume(request: Request, obj_id: str, body: m.CloneVolume,
-                     p: Auth) -> Response:
+    def clone_volume(request: Request, obj_id: str, body: m.CloneVolume) -> Response:
+        p = principal(request)
         out = vms.clone_volume(p, obj_id_of(obj_id), body.model_dump())
         request.state.object_id = out["id"]
         return jresp(out, 201)
 
     @router.delete("/folders/delete_folder/", tags=["folders"], status_code=204,
                    summary="Remove a directory's data (the trash API)")
-    def delete_folder(body: m.DeleteFolder, p: Auth) -> Response:
+    def delete_folder(request: Request, body: m.DeleteFolder) -> Response:
+        p = principal(request)
         vms.delete_folder(p, body.model_dump())
         return Response(status_code=204)
 
     @router.get("/audit/", tags=["audit"], openapi_extra={"parameters": [
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
         for n in [*sorted(AUDIT_FILTERS), "page", "page_size"]]})
-    async def audit_list(request: Request, p: Auth) -> Response:
+    async def audit_list(request: Request) -> Response:
+        p = principal(request)
         if not p.is_super:
             raise ApiError({"detail": "Only a super-admin may read the audit log."}, 403)
         audit.flush()  # the last calls' records may still be batched
@@ -418,11 +444,13 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
     for kind in ("versions", "clusters"):
         def add_static(kind: str) -> None:
             @router.get(f"/{kind}/", tags=[kind], openapi_extra=filter_params(kind), name=f"list_{kind}")
-            async def static_list(request: Request, p: Auth) -> Response:
+            async def static_list(request: Request) -> Response:
+                principal(request)  # authenticated; every principal may read these
                 return page_response(request, vms.static_list(kind, params(request)))
 
             @router.get(f"/{kind}/{{obj_id}}/", tags=[kind], name=f"get_{kind}")
-            async def static_get(obj_id: str, p: Auth) -> Response:
+            async def static_get(request: Request, obj_id: str) -> Response:
+                principal(request)  # authenticated; every principal may read these
                 oid = obj_id_of(obj_id)
                 rows = vms.versions() if kind == "versions" else vms.clusters()
                 for r in rows:
@@ -438,35 +466,39 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
     if enable_admin:
         admin = _Prefixed(app, "/api/admin", tags=["admin"])
 
-        async def require_super(p: Auth) -> Principal:
+        def require_super(request: Request) -> Principal:
+            p = principal(request)
             if not p.is_super:
                 raise ApiError({"detail": "Only a super-admin may change faults."}, 403)
             return p
 
-        SuperAuth = Annotated[Principal, Depends(require_super)]
-
         @admin.get("/faults/")
-        async def faults_list(p: SuperAuth) -> Response:
+        async def faults_list(request: Request) -> Response:
+            require_super(request)
             return jresp(faults.list())
 
         @admin.post("/faults/", status_code=201)
-        async def faults_add(body: FaultRule, p: SuperAuth) -> Response:
+        async def faults_add(request: Request, body: FaultRule) -> Response:
+            require_super(request)
             rid = faults.add(body)
             return jresp({"id": rid, **body.model_dump()}, 201)
 
         @admin.delete("/faults/", status_code=204)
-        async def faults_clear(p: SuperAuth) -> Response:
+        async def faults_clear(request: Request) -> Response:
+            require_super(request)
             faults.clear()
             return Response(status_code=204)
 
         @admin.delete("/faults/{rule_id}/", status_code=204)
-        async def faults_remove(rule_id: str, p: SuperAuth) -> Response:
+        async def faults_remove(request: Request, rule_id: str) -> Response:
+            require_super(request)
             if not faults.remove(obj_id_of(rule_id)):
                 raise NotFoundError()
             return Response(status_code=204)
 
         @admin.post("/expire_tokens/", summary="Invalidate every access and refresh token issued so far")
-        async def expire_tokens(p: SuperAuth) -> Response:
+        async def expire_tokens(request: Request) -> Response:
+            require_super(request)
             import time
 
             vms.signer.not_before = time.time()
@@ -481,7 +513,7 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return ApiMiddleware(app, faults, audit), app
+    return ApiMiddleware(app, faults, audit, vms), app
 
 
 def _tune_openapi(schema: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,26 @@ class AuditLog:
         self.flush_delay = flush_delay
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
-        self._timer: threading.Timer | None = None
+        self._wake = threading.Event()
+        self._closed = False
         if path is not None:
             self._import_missing(path)
         self._fh = path.open("a", encoding="utf-8", buffering=1) if path else None
+        # one long-lived flusher: starting a thread per batch cost more than the insert it saved
+        self._flusher = threading.Thread(target=self._flush_loop, name="audit-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            if self._closed:
+                return
+            time.sleep(self.flush_delay)  # gather what the next calls add
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("audit flush failed")
 
     def _import_missing(self, path: Path) -> None:
         """Insert the file's lines that a crash kept out of the database."""
@@ -62,24 +79,22 @@ class AuditLog:
             if self._fh is not None:
                 self._fh.write(json.dumps(rec, separators=(",", ":")) + "\n")
             self._pending.append(rec)
-            if self._timer is None:
-                self._timer = threading.Timer(self.flush_delay, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
+        if not self._wake.is_set():
+            self._wake.set()
 
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
-            self._timer = None
             # inside the lock: batches reach the database in the order of the file
             if batch:
                 self.store.add_audit_many(batch)
 
     def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        self._flusher.join(5)
         self.flush()
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
