@@ -110,6 +110,7 @@ class VmsProcess:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("vms-mock is already running")
         self.ready_file.unlink(missing_ok=True)
+        self._session = None  # an in-memory restart has a new token key
         if not self.in_memory:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ from tests.vmsproc import VmsProcess
 
 
 def test_state_survives_restart_and_kill9(fresh_vms: VmsProcess) -> None:
+    fresh_vms.extra_args = ["--vtask-delay", "600"]  # bulk-mapping vtasks stay RUNNING until the kill
     vms = fresh_vms.start()
     s = vms.session()
     names = []
@@ -26,13 +28,26 @@ def test_state_survives_restart_and_kill9(fresh_vms: VmsProcess) -> None:
     orphan = vms.data_dir / "block" / f"{uuid.uuid4()}.img"
     orphan.write_bytes(b"")  # as if killed after creating a file whose row never committed
     backing.unlink()  # as if killed before the file of a committed row was created
+    host = s.post(vms.url("blockhosts/", "v5"),
+                  json={"name": "h", "nqn": "nqn.2014-08.org.nvmexpress:h"}).json()
+    pairs = {"pairs_to_add": [{"host_id": host["id"], "volume_id": vol["id"]}]}
+    task = s.patch(vms.url("blockhostvolumes/bulk/", "v5"), json=pairs).json()["async_task"]
+    assert s.get(vms.url(f"vtasks/{task['id']}/")).json()["state"] == "RUNNING"
     vms.kill9()  # no chance to flush anything: only committed transactions count
     ghost = {"time": "2026-01-01T00:00:00Z", "principal": "ghost", "tenant": None, "method": "POST",
              "path": "/api/v1/quotas/", "object_id": "1", "status": 201, "outcome": "success"}
     with (vms.data_dir / "audit.jsonl").open("a") as fh:  # a line whose batch never reached SQLite
         fh.write(json.dumps(ghost) + "\n")
+    vms.extra_args = []
     vms.start()
     assert backing.stat().st_size == 1 << 30 and not orphan.exists()  # files follow the rows
+    deadline = time.monotonic() + 20  # the interrupted vtask resumes and completes
+    while time.monotonic() < deadline:
+        if vms.api("GET", f"vtasks/{task['id']}/").json()["state"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    assert vms.api("GET", f"vtasks/{task['id']}/").json()["state"] == "COMPLETED"
+    assert len(vms.api("GET", "blockhostvolumes/", params={"volume__id": str(vol["id"])}).json()) == 1
     # the queryable audit table holds every line of audit.jsonl, also the ones batched at the kill
     lines = (vms.data_dir / "audit.jsonl").read_text().splitlines()
     audit = vms.session().get(vms.url("audit/"), params={"page_size": "1"}).json()
