@@ -5,9 +5,11 @@ request model of each resource as a real annotation, which FastAPI reads at defi
 """
 
 import asyncio
+import errno
 import json
 import logging
 import re
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -280,6 +282,18 @@ def create_app(vms: Vms, faults: Faults, audit: AuditLog, enable_admin: bool = F
         if exc.status_code == 405:
             return jresp({"detail": f'Method "{request.method}" not allowed.'}, 405)
         return jresp({"detail": str(exc.detail)}, exc.status_code)
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> Response:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the host file system behind the core is full
+            return jresp({"detail": f"Insufficient capacity: {exc.strerror}"}, 507)
+        return await _crash(request, exc)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def _db_error(request: Request, exc: sqlite3.OperationalError) -> Response:
+        if "full" in str(exc):  # SQLITE_FULL: the data directory's file system is full
+            return jresp({"detail": "Insufficient capacity: the state database cannot grow."}, 507)
+        return await _crash(request, exc)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

@@ -988,6 +988,8 @@ class Vms:
             src = vols[0]
             view = self._block_view(p, b["target_subsystem_id"], "target_subsystem_id", snap["tenant_id"])
             copy = self.core.snapshot_dir / str(snap["id"]) / f"{src['uuid']}.img"
+            if not copy.is_file():
+                raise ConflictError("The snapshot's data is missing on the storage core.")
             obj = self._new_volume(view, b["target_volume_path"], int(src["size"]), None,
                                    fill=lambda path: block.copy_sparse(copy, path))
         return self.render("volumes", obj)
