@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -117,6 +118,9 @@ class Store:
         self._db.row_factory = sqlite3.Row
         if path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Checkpoints (the WAL copied into the database file, with an fsync) run in a
+            # background thread, not inside whichever API call happens to fill the WAL.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
         # NORMAL is enough for kill -9 durability in WAL mode (see module docstring).
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=OFF")
@@ -126,6 +130,26 @@ class Store:
         self._change_seq = 0
         self._pending_events: list[tuple[str, dict[str, Any]]] = []
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if path != ":memory:":
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint",
+                                                  daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoint_loop(self, interval: float = 1.0) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            seen = -1
+            while not self._stop.wait(interval):
+                if self._change_seq != seen:
+                    seen = self._change_seq
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never blocks writers
+                    except sqlite3.Error:
+                        logging.getLogger(__name__).exception("WAL checkpoint failed")
+        finally:
+            db.close()
 
     # ---- transactions -------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -156,8 +180,6 @@ class Store:
                     try:
                         cb(name, payload)
                     except Exception:  # a listener must never break the API call that committed
-                        import logging
-
                         logging.getLogger(__name__).exception("change listener failed")
 
     @contextlib.contextmanager
@@ -181,7 +203,12 @@ class Store:
         return self._change_seq
 
     def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(5)
         with self._lock:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
     # ---- ids and meta -------------------------------------------------------------------------
