@@ -25,17 +25,33 @@ from tests.packaging._helm import (
 CASES = values_cases()
 CASE_IDS = [f"{c}:{(v or 'defaults').rsplit('/', 1)[-1]}" for c, v in CASES]
 
-# Sidecars pinned at the versions the local control plane runs (shared/reference/local-control-plane.md).
+def _tested_versions() -> dict[str, str]:
+    """Versions of the upstream components the local control plane builds and CI runs against."""
+    out = {}
+    for line in (ROOT / "hack" / "tools" / "versions.txt").read_text().splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            out[fields[0]] = fields[-1]
+    return out
+
+
+_TESTED = _tested_versions()
+# Sidecar images pinned at the versions CI tests against (hack/tools/versions.txt); the registrar
+# and livenessprobe cannot be built here (the Go proxy refuses them): their pins come from
+# shared/reference/local-control-plane.md.
 PINNED_SIDECARS = {
-    "csi-provisioner": "registry.k8s.io/sig-storage/csi-provisioner:v6.3.0",
-    "csi-attacher": "registry.k8s.io/sig-storage/csi-attacher:v4.12.0",
-    "csi-resizer": "registry.k8s.io/sig-storage/csi-resizer:v2.1.0",
-    "csi-snapshotter": "registry.k8s.io/sig-storage/csi-snapshotter:v8.6.0",
+    name: f"registry.k8s.io/sig-storage/{name}:{_TESTED[name]}"
+    for name in ("csi-provisioner", "csi-attacher", "csi-resizer", "csi-snapshotter",
+                 "objectstorage-sidecar", "objectstorage-controller")
+} | {
     "node-driver-registrar": "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.17.0",
     "liveness-probe": "registry.k8s.io/sig-storage/livenessprobe:v2.19.0",
-    "objectstorage-sidecar": "registry.k8s.io/sig-storage/objectstorage-sidecar:v0.2.2",
-    "objectstorage-controller": "registry.k8s.io/sig-storage/objectstorage-controller:v0.2.2",
 }
+
+
+def test_snapshot_controller_manifest_is_the_tested_version() -> None:
+    text = (ROOT / "manifests" / "upstream" / "snapshot-controller.yaml").read_text()
+    assert f"registry.k8s.io/sig-storage/snapshot-controller:{_TESTED['snapshot-controller']}" in text
 
 EXPECTED_KINDS = {
     "kubevast-csi-block": {"Deployment", "DaemonSet", "CSIDriver", "StorageClass", "VolumeSnapshotClass",
