@@ -88,6 +88,9 @@ def _vms_status(exc: Exception) -> tuple[grpc.StatusCode, str] | None:
     # Order matters: subclasses before their bases.
     table: list[tuple[type[Exception], grpc.StatusCode]] = [
         (vms.NotFound, grpc.StatusCode.NOT_FOUND),
+        # 409: the object is still in use (a mapped volume, a view holding volumes): the caller
+        # must change the state first, which is what FAILED_PRECONDITION tells the CO.
+        (vms.InUse, grpc.StatusCode.FAILED_PRECONDITION),
         (vms.Conflict, grpc.StatusCode.ALREADY_EXISTS),
         (vms.CapacityExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED),
         (vms.Timeout, grpc.StatusCode.DEADLINE_EXCEEDED),

@@ -45,6 +45,7 @@ def test_error_mapping_is_total() -> None:
     cases = {
         vms.NotFound("x", status=404): grpc.StatusCode.NOT_FOUND,
         vms.Conflict("x", status=400): grpc.StatusCode.ALREADY_EXISTS,
+        vms.InUse("x", status=409): grpc.StatusCode.FAILED_PRECONDITION,
         vms.CapacityExceeded("x", status=507): grpc.StatusCode.RESOURCE_EXHAUSTED,
         vms.Unavailable("x", status=503): grpc.StatusCode.UNAVAILABLE,
         vms.Timeout("x"): grpc.StatusCode.DEADLINE_EXCEEDED,
