@@ -20,6 +20,9 @@ apiVersion: v1
 kind: Node
 metadata:
   name: $name
+  annotations:
+    # Set by a kubelet: without it the attach/detach controller ignores the Node (no VolumeAttachments).
+    volumes.kubernetes.io/controller-managed-attach-detach: "true"
   labels:
     kubernetes.io/hostname: $name
     kubernetes.io/os: linux
