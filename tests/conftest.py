@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.vmsproc import VmsProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin"
@@ -45,7 +50,7 @@ def require_root() -> None:
 
 # ---- vms-mock as a real process (see tests/vmsproc.py for the helper's API) ------------------------
 @pytest.fixture
-def vms_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+def vms_server(tmp_path: Path) -> Iterator[VmsProcess]:
     """A fresh ``vms-mock`` (REST + S3 + NVMe/TCP when available) on ephemeral loopback ports."""
     from tests.vmsproc import VmsProcess
 
@@ -56,7 +61,7 @@ def vms_server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def vms_server_session(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def vms_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmsProcess]:
     """One ``vms-mock`` shared by the session: create uniquely named objects, change no global state."""
     from tests.vmsproc import VmsProcess
 
