@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root, require_tool
+from tests.conftest import missing, require_root, require_tool
 from tests.vmsproc import VmsProcess
 
 
@@ -18,7 +18,10 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
     mount = require_tool("mount", "install util-linux")
     target = tmp_path / "small"
     target.mkdir()
-    subprocess.run([mount, "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(target)], check=True)
+    done = subprocess.run([mount, "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(target)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        missing("mounting a tmpfs", f"mount said: {done.stderr.strip()}")
     try:
         yield target
     finally:
