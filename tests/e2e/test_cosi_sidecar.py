@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import missing, require_tool
 from tests.cosi.conftest import Platform, s3_client
 from tests.cosi.driverproc import ROOT, DriverProcess
-from tests.e2e.cluster import HACK, KubeCluster
+from tests.e2e.cluster import KubeCluster
 
 pytestmark = pytest.mark.e2e
 HOW = "run `make tools` (hack/tools/build.sh objectstorage-controller objectstorage-sidecar)"
@@ -66,7 +66,13 @@ def cosi_stack(
     if not kube_cluster.local:
         missing("the local control plane", "run without KUBECONFIG so the suite starts hack/cluster")
     env = {**os.environ, **kube_cluster.env, "KUBEVAST_CLUSTER_DIR": str(kube_cluster.run_dir)}
-    subprocess.run([str(HACK / "crds.sh"), "cosi"], env=env, check=True, capture_output=True, timeout=300)
+    # The chart's copies of the v0.2.2 CRDs, applied server-side: identical to what `helm install` of
+    # kubevast-cosi applies later in the same cluster, so the two never conflict over a field.
+    kube_cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "charts" / "kubevast-cosi" / "crds"))
+    for crd in ("buckets", "bucketclaims", "bucketaccesses", "bucketclasses", "bucketaccessclasses"):
+        kube_cluster.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd}.objectstorage.k8s.io", "--timeout=60s"
+        )
     tmp = tmp_path_factory.mktemp("cosi-e2e")
     # in-cluster shape: the driver keeps its keys in Secrets of its own namespace
     cluster_env = {"KUBECONFIG": str(kube_cluster.kubeconfig)}
