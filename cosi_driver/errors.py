@@ -59,6 +59,12 @@ class RecentlyRemoved(CosiError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class Misconfigured(CosiError):
+    """The driver lacks a setting the request needs (e.g. no S3 endpoint to hand out)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class BackendUnavailable(CosiError):
     code = grpc.StatusCode.UNAVAILABLE
 

@@ -25,6 +25,7 @@ from cosi_driver.errors import (
     BackendUnavailable,
     BucketNotEmpty,
     InvalidArgument,
+    Misconfigured,
     NotFound,
     RecentlyRemoved,
 )
@@ -586,6 +587,13 @@ class Provisioner:
                     return self._access_info(user, existing, grants, records)
                 log.warning("stored key no longer on the platform; minting a new one", extra={"user": user})
                 self.store.delete("access", user)
+            # Credentials without an endpoint are useless to an application: refuse before making anything.
+            for bucket_id, _ in grants:
+                if not self._bucket_info(bucket_id, None, records.get(bucket_id)).endpoint:
+                    raise Misconfigured(
+                        f"no S3 endpoint for bucket {bucket_id}: start the driver with "
+                        "--s3-endpoint or set the BucketClass parameter endpoint"
+                    )
             tenant_ids = set()
             for bucket_id, _ in grants:
                 rec = records.get(bucket_id) or {}

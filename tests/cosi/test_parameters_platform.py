@@ -113,3 +113,35 @@ def test_credentials_from_secret_dir_and_per_class_sets(
         assert platform.user(grant.account_id) is None
         driver.v1().DriverDeleteBucket(pb.DriverDeleteBucketRequest(bucket_id=alt))
         assert platform.views(alt) == []
+
+
+def test_grant_without_any_s3_endpoint_is_refused_before_anything_is_made(
+    cosi_vms: Any, tmp_path: Path, platform: Platform
+) -> None:
+    with DriverProcess(cosi_vms, tmp_path / "d", s3_endpoint="") as driver:
+        bucket = (
+            driver.v1().DriverCreateBucket(pb.DriverCreateBucketRequest(name=f"bucket-{uid()}")).bucket_id
+        )
+        name = f"ba-{uid()}"
+        with pytest.raises(grpc.RpcError) as err:
+            driver.v1().DriverGrantBucketAccess(
+                pb.DriverGrantBucketAccessRequest(bucket_id=bucket, name=name)
+            )
+        assert (
+            err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "--s3-endpoint" in err.value.details()
+        )
+        from cosi_driver import naming
+
+        assert platform.user(naming.user_name(name)) is None
+        # a class that names its endpoint works without the flag
+        other = (
+            driver.v1()
+            .DriverCreateBucket(
+                pb.DriverCreateBucketRequest(name=f"bucket-{uid()}", parameters={"endpoint": cosi_vms.s3_url})
+            )
+            .bucket_id
+        )
+        granted = driver.v1().DriverGrantBucketAccess(
+            pb.DriverGrantBucketAccessRequest(bucket_id=other, name=name)
+        )
+        assert granted.credentials["s3"].secrets["endpoint"] == cosi_vms.s3_url
