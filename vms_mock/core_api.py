@@ -180,7 +180,7 @@ class StorageCore:
 
     # ---- capacity -----------------------------------------------------------------------------
     def used_bytes(self) -> int:
-        return self.store.get_meta_int(META_BLOCK_BYTES) + self.store.get_meta_int(META_S3_BYTES)
+        return self.store.sum_meta_ints(META_BLOCK_BYTES, META_S3_BYTES)
 
     def free_bytes(self) -> int:
         return max(0, self.capacity - self.used_bytes())

@@ -234,6 +234,12 @@ class Store:
                              (key, str(delta), delta)).fetchone()
             return int(row[0])
 
+    def sum_meta_ints(self, *keys: str) -> int:
+        with self.read() as db:
+            row = db.execute(f"SELECT coalesce(sum(CAST(value AS INTEGER)), 0) FROM meta WHERE key IN "
+                             f"({','.join('?' * len(keys))})", keys).fetchone()
+            return int(row[0])
+
     def get_meta_int(self, key: str) -> int:
         return int(self.get_meta(key, "0") or 0)
 
@@ -278,11 +284,19 @@ class Store:
             return cur.rowcount > 0
 
     def _claim(self, db: sqlite3.Connection, kind: str, obj_id: int, uniques: dict[str, str]) -> None:
-        for field, key in uniques.items():
-            try:
-                db.execute("INSERT INTO uniques(kind, ukey, obj_id) VALUES (?, ?, ?)", (kind, key, obj_id))
-            except sqlite3.IntegrityError:
-                raise UniqueViolation(field) from None
+        if not uniques:
+            return
+        keys = list(uniques.values())
+        try:  # one statement for all keys; a clash undoes the whole statement
+            db.execute("INSERT INTO uniques(kind, ukey, obj_id) VALUES "
+                       + ",".join("(?, ?, ?)" for _ in keys),
+                       [v for key in keys for v in (kind, key, obj_id)])
+        except sqlite3.IntegrityError:
+            taken = {r[0] for r in db.execute(
+                f"SELECT ukey FROM uniques WHERE kind=? AND ukey IN ({','.join('?' * len(keys))})",
+                [kind, *keys])}
+            field = next((f for f, key in uniques.items() if key in taken), next(iter(uniques)))
+            raise UniqueViolation(field) from None
 
     def find(
         self,
