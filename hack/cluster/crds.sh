@@ -3,7 +3,7 @@
 #   snapshot : VolumeSnapshot* and VolumeGroupSnapshot* CRDs of external-snapshotter client/v8 v8.6.0
 #   cosi     : COSI v1alpha1 CRDs (Bucket*, objectstorage.k8s.io) of container-object-storage-interface
 #              client v0.2.2, with the api-approved.kubernetes.io annotation kube-apiserver requires for
-#              *.k8s.io groups added (value "unapproved, ...", which the API server accepts)
+#              *.k8s.io groups added (the KEP link upstream's kustomization uses)
 # Usage: hack/cluster/crds.sh [--dir DIR] [--print] snapshot|cosi|all ...
 #   --print  write the manifests to stdout instead of applying them (to vendor them elsewhere)
 # The module sources come from the Go module cache (downloaded through the Go module proxy when absent).
@@ -26,6 +26,9 @@ done
 
 SNAPSHOT_MODULE="github.com/kubernetes-csi/external-snapshotter/client/v8@v8.6.0"
 COSI_MODULE="sigs.k8s.io/container-object-storage-interface/client@v0.2.2"
+# The value upstream's kustomization adds (and charts/kubevast-cosi/crds carries): identical annotations
+# let crds.sh and a later helm install of the chart's CRD copies agree.
+COSI_APPROVAL="https://github.com/kubernetes/enhancements/tree/master/keps/sig-storage/1979-object-storage-support"
 
 module_dir() {
   GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}sigs.k8s.io/container-object-storage-interface" GOFLAGS=-mod=mod \
@@ -42,7 +45,7 @@ manifests() {
       dir="$(module_dir "$COSI_MODULE")/config/crd"
       for f in "$dir"/objectstorage.k8s.io_*.yaml; do
         echo "---"
-        grep -v '^---$' "$f" | sed '/^  annotations:$/a\    api-approved.kubernetes.io: "unapproved, COSI v1alpha1 CRDs of the upstream v0.2.2 release"'
+        grep -v '^---$' "$f" | sed "/^  annotations:\$/a\\    api-approved.kubernetes.io: \"$COSI_APPROVAL\""
       done ;;
   esac
 }
