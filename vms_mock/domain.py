@@ -154,6 +154,7 @@ class Vms:
         for f in self.core.block_dir.glob("*.img"):
             if f.name not in wanted and not f.name.startswith("."):  # orphan of a rolled-back create
                 block.remove(f)
+        self._drop_pending_snapshots()
         keep = {str(s["id"]) for s in self.store.iter_kind("snapshots")}
         for d in self.core.snapshot_dir.iterdir():
             if d.name not in keep:
@@ -191,7 +192,7 @@ class Vms:
         done = 0
         for snap in self.store.iter_kind("snapshots"):
             exp = snap.get("expiration_time")
-            if exp and exp <= now and not snap.get("indestructible"):
+            if exp and exp <= now and not snap.get("indestructible") and not snap.get("_pending"):
                 with self.store.tx():
                     if self.store.get("snapshots", int(snap["id"])) is not None:
                         self.delete_snapshots(system, snap, False)
@@ -300,7 +301,7 @@ class Vms:
 
     def get_obj(self, p: Principal, kind: str, obj_id: int) -> dict[str, Any]:
         obj = self.store.get(kind, obj_id)
-        if obj is None or not self._visible(p, kind, obj):
+        if obj is None or obj.get("_pending") or not self._visible(p, kind, obj):
             raise NotFoundError()
         return obj
 
@@ -401,6 +402,8 @@ class Vms:
                 filters.append(("id", "exact", p.tenant_id))
         if kind == "apitokens" and not p.is_super:
             filters.append(("_owner_id", "exact", p.manager_id))
+        if kind == "snapshots":  # still copying: not there yet for clients
+            filters.append(("_pending", "exact", None))
         if kind == "managers" and not p.is_super:
             raise PermissionDenied()
         offset, limit = ((page - 1) * page_size, page_size) if page_size else (0, None)
@@ -440,6 +443,8 @@ class Vms:
     # ==== create / update / delete dispatch ======================================================
     def create(self, p: Principal, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         fn: Callable[[Principal, dict[str, Any]], dict[str, Any]] = getattr(self, f"create_{kind}")
+        if kind == "snapshots":  # manages its own transactions (copies data outside them)
+            return self.render(kind, fn(p, body))
         with self.store.tx():
             obj = fn(p, body)
         return self.render(kind, obj)
@@ -952,24 +957,44 @@ class Vms:
         return out
 
     def create_snapshots(self, p: Principal, b: dict[str, Any]) -> dict[str, Any]:
-        t = self._tenant_for(p, b.pop("tenant_id", None))
-        vols = self._captured_volumes(int(t["id"]), b["path"])
-        total = sum(int(v["size"]) for v in vols)
-        self._reserve(total)
-        data = {"indestructible": False, **b, "expiration_time": _iso(b.get("expiration_time")),
-                "tenant_id": t["id"], "tenant_name": t["name"], "state": "SUCCESS",
-                "_volumes": [{"id": v["id"], "uuid": v["uuid"], "size": v["size"], "name": v["name"],
-                              "view_id": v["view_id"]} for v in vols], "_bytes": total}
-        data["volumes_count"] = len(vols)
-        obj = self._insert("snapshots", data, self._uniques_of("snapshots", data) or {})
+        """Three steps so the data copy runs without the state lock (the API, S3 and NVMe keep
+        being served meanwhile): claim name and capacity with a hidden ``_pending`` row, copy,
+        then reveal the row - or undo it. recover() removes rows a crash left pending."""
+        with self.store.tx():
+            t = self._tenant_for(p, b.pop("tenant_id", None))
+            vols = self._captured_volumes(int(t["id"]), b["path"])
+            total = sum(int(v["size"]) for v in vols)
+            self._reserve(total)
+            data = {"indestructible": False, **b, "expiration_time": _iso(b.get("expiration_time")),
+                    "tenant_id": t["id"], "tenant_name": t["name"], "state": "SUCCESS",
+                    "_volumes": [{"id": v["id"], "uuid": v["uuid"], "size": v["size"], "name": v["name"],
+                                  "view_id": v["view_id"]} for v in vols], "_bytes": total,
+                    "volumes_count": len(vols), "_pending": True}
+            obj = self._insert("snapshots", data, self._uniques_of("snapshots", data) or {})
         sdir = self.core.snapshot_dir / str(obj["id"])
         try:
             for v in vols:
                 block.copy_sparse(self.core.volume_backing_path(v["uuid"]), sdir / f"{v['uuid']}.img")
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(sdir, ignore_errors=True)
+            with self.store.tx():
+                self.store.delete("snapshots", int(obj["id"]))
+                self.core.reserve_block(-total)
+            if isinstance(exc, FileNotFoundError):
+                raise ConflictError("A volume was deleted while its snapshot was taken.") from None
             raise
+        with self.store.tx():
+            obj.pop("_pending")
+            self._update("snapshots", obj)
         return obj
+
+    def _drop_pending_snapshots(self) -> None:
+        for snap in list(self.store.iter_kind("snapshots")):
+            if snap.get("_pending"):
+                with self.store.tx():
+                    self.store.delete("snapshots", int(snap["id"]))
+                    self.core.reserve_block(-int(snap.get("_bytes", 0)))
+                shutil.rmtree(self.core.snapshot_dir / str(snap["id"]), ignore_errors=True)
 
     def delete_snapshots(self, p: Principal, obj: dict[str, Any], force: bool) -> None:
         if obj.get("indestructible"):

@@ -168,3 +168,20 @@ def test_expired_snapshots_are_reaped_with_their_copies(vms: Vms) -> None:
     assert not (vms.core.snapshot_dir / str(snap["id"])).exists()
     assert vms.store.get("snapshots", keep["id"]) and vms.store.get("snapshots", later["id"])
     assert vms.core.used_bytes() == 3 * GiB
+
+
+def test_snapshot_left_pending_by_a_crash_is_hidden_then_removed(vms: Vms) -> None:
+    vms.core.reserve_block(GiB)  # what the interrupted create had reserved
+    row = vms.store.insert("snapshots", {"name": "torn", "path": "/x/", "tenant_id": 1, "_pending": True,
+                                         "_bytes": GiB, "_volumes": []}, {"name": "name:1:torn"})
+    (vms.core.snapshot_dir / str(row["id"])).mkdir()
+    assert vms.list_objs(ADMIN, "snapshots", {}).results == []
+    assert vms.list_objs(ADMIN, "snapshots", {}).raw in (None, [])
+    with pytest.raises(Exception, match="Not found"):
+        vms.get_obj(ADMIN, "snapshots", row["id"])
+    vms.recover()
+    assert vms.store.get("snapshots", row["id"]) is None
+    assert not (vms.core.snapshot_dir / str(row["id"])).exists()
+    assert vms.core.used_bytes() == 0
+    again = vms.create(ADMIN, "snapshots", {"name": "torn", "path": "/x/"})  # the name is free again
+    assert again["name"] == "torn" and "_pending" not in again
