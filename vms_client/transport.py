@@ -106,9 +106,7 @@ class Transport:
                 send_headers.update(auth_header)
             t0 = time.monotonic()
             try:
-                resp = self.session.request(
-                    method, url, params=params, json=json, headers=send_headers,
-                    timeout=(self.config.connect_timeout, self.config.timeout), allow_redirects=False)
+                resp = self._send(method, url, params, json, send_headers)
             except requests.RequestException as exc:
                 elapsed = time.monotonic() - t0
                 self.observer.request_done(method, resource, "error", elapsed)
@@ -123,9 +121,10 @@ class Transport:
             elapsed = time.monotonic() - t0
             status = resp.status_code
             self.observer.request_done(method, resource, str(status), elapsed)
-            log.debug("vms request", extra={"vms_method": method, "vms_path": path,
-                                            "vms_status": status, "vms_attempt": attempt,
-                                            "vms_elapsed_ms": round(elapsed * 1000, 2)})
+            if log.isEnabledFor(logging.DEBUG):  # skip building the record's fields when off
+                log.debug("vms request", extra={"vms_method": method, "vms_path": path,
+                                                "vms_status": status, "vms_attempt": attempt,
+                                                "vms_elapsed_ms": round(elapsed * 1000, 2)})
             if status < 400:
                 return _json_or_none(resp, method, path)
 
@@ -146,6 +145,22 @@ class Transport:
                     self._sleep(delay)
                     continue
             raise error_from_response(status, body, method=method, path=path, reason=resp.reason or "")
+
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, json: Any,
+              headers: Mapping[str, str]) -> requests.Response:
+        """``session.request`` without its per-call merging of session-level settings, about a
+        sixth of the client's CPU per call. What that merging would add is taken from the session
+        as it is now: its headers (the call's own win), cookies, hooks, proxies (``trust_env`` is
+        off, so no environment settings) and TLS verification; auth and params are never set on
+        the session."""
+        session = self.session
+        prep = requests.PreparedRequest()
+        prep.prepare(method=method, url=url, params=params, json=json,
+                     headers={**session.headers, **headers},
+                     cookies=session.cookies if len(session.cookies) else None, hooks=session.hooks)
+        return session.send(prep, timeout=(self.config.connect_timeout, self.config.timeout),
+                            allow_redirects=False, verify=session.verify, proxies=session.proxies,
+                            stream=False, cert=session.cert)
 
     def _note_retry(self, method: str, path: str, resource: str, reason: str, attempt: int,
                     delay: float) -> None:
