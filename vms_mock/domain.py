@@ -623,7 +623,8 @@ class Vms:
             if not pols:
                 raise FieldError("policy_id", "This field is required.")
             policy_id = pols[0]["id"]
-        self._ref(p, "viewpolicies", policy_id, "policy_id", t["id"])
+        else:  # (the tenant's own default policy, just found, needs no second look-up)
+            self._ref(p, "viewpolicies", policy_id, "policy_id", t["id"])
         self._ref(p, "qospolicies", b.get("qos_policy_id"), "qos_policy_id", t["id"])
         create_dir = b.pop("create_dir", False)
         data: dict[str, Any] = {

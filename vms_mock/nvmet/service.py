@@ -58,6 +58,11 @@ async def start_nvmet(core: Any, host: str, io_port: int, discovery_port: int) -
         # Called in the committing thread: hand over to the loop, which re-reads namespaces now
         # instead of at the next poll.
         if event.startswith(("volume.", "mapping.", "view.")):
+            if asyncio._get_running_loop() is loop:
+                # API handlers commit on the loop thread itself: a plain call_soon spares every
+                # create/delete the self-pipe write and the extra loop wake-up of the threadsafe one
+                loop.call_soon(target.request_refresh)
+                return
             with contextlib.suppress(RuntimeError):  # the loop is already closed at shutdown
                 loop.call_soon_threadsafe(target.request_refresh)
 
