@@ -198,8 +198,9 @@ class ApiMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             label = method if method in _METHODS else "OTHER"
-            REQUESTS.labels(label, str(status[0])).inc()
-            LATENCY.labels(label).observe(time.perf_counter() - started)
+            counter, histogram = _metric_children(label, status[0])
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
             if method in MUTATING and path.startswith("/api/"):
                 try:
                     self.audit.record(time=now_iso(), principal=state.get("principal"),
@@ -298,6 +299,19 @@ def _replay(chunks: list[bytes], receive: Callable[[], Awaitable[Any]], more_bod
         return await receive()
 
     return replayed
+
+
+_METRIC_CHILDREN: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def _metric_children(method: str, status: int) -> tuple[Any, Any]:
+    """REQUESTS' and LATENCY's children for a method and status, looked up once (``labels()``
+    takes a lock and builds its key on every call)."""
+    children = _METRIC_CHILDREN.get((method, status))
+    if children is None:
+        children = _METRIC_CHILDREN[(method, status)] = (REQUESTS.labels(method, str(status)),
+                                                         LATENCY.labels(method))
+    return children
 
 
 _PUBLIC = ("/api/v1/token", "/api/v1/token/", "/api/v1/token/refresh", "/api/v1/token/refresh/")

@@ -72,6 +72,10 @@ class TokenSigner:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self.not_before = 0.0
+        # token text -> its claims, once its signature checked out: a client sends the same
+        # access token on every call, so the HMAC and decoding run once per token, not per call.
+        # (Type, expiry and not_before are checked on every call; the key never changes.)
+        self._signed: dict[str, dict[str, Any]] = {}
 
     def _sign(self, claims: dict[str, Any]) -> str:
         header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -88,14 +92,22 @@ class TokenSigner:
 
     def verify(self, token: str, kind: str) -> dict[str, Any]:
         """Claims of a valid, unexpired token of ``kind``; else TokenInvalid."""
-        try:
-            header, body, sig = token.split(".")
-            want = hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest()
-            if not hmac.compare_digest(want, _unb64(sig)):
-                raise ValueError("bad signature")
-            claims: dict[str, Any] = json.loads(_unb64(body))
-        except (ValueError, TypeError, UnicodeDecodeError):
-            raise TokenInvalid() from None
+        claims = self._signed.get(token)
+        if claims is None:
+            try:
+                header, body, sig = token.split(".")
+                want = hmac.new(self._key, f"{header}.{body}".encode(), hashlib.sha256).digest()
+                if not hmac.compare_digest(want, _unb64(sig)):
+                    raise ValueError("bad signature")
+                claims = json.loads(_unb64(body))
+                if not isinstance(claims, dict):
+                    raise ValueError("claims are not an object")
+            except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+                raise TokenInvalid() from None
+            if len(self._signed) >= 4096:  # bounded: a flood of distinct tokens only costs HMACs
+                self._signed.clear()
+            self._signed[token] = claims
+        claims = dict(claims)
         now = time.time()
         if (claims.get("token_type") != kind or float(claims.get("exp", 0)) <= now
                 or float(claims.get("iat", 0)) < self.not_before):
