@@ -4,6 +4,8 @@
 Starts its own ``vms-mock`` process (temporary data dir, SQLite, loopback, ephemeral ports), then:
 
 1. create / get / list / delete rates for views and volumes from ONE client in ONE thread;
+   1b. create rates from ONE client shared by N threads (``--shared-threads``, default 4 and 8):
+   the other reading of "creates/s from one client";
 2. list latency p50/p99 with 10,000 volumes and 10,000 views: every page request of a full
    paginated listing (page_size=1000), the whole listing, and single filtered lookups (name=);
 3. peak RSS (VmHWM from /proc/<pid>/status) of the server holding 100,000 objects.
@@ -13,6 +15,7 @@ pagination; RSS < 300 MB at 100k objects.
 
     .venv/bin/python benchmarks/vms_bench.py                  # full run (a few minutes)
     .venv/bin/python benchmarks/vms_bench.py --quick          # smaller counts, for a smoke run
+    .venv/bin/python benchmarks/vms_bench.py --rates-only     # phases 1 and 1b only (about a minute)
 """
 
 from __future__ import annotations
@@ -214,6 +217,31 @@ def crud_rates(client: VmsClient, rec: LatencyRecorder, kind: str, n: int, subsy
     rec.take("DELETE", kind)
 
 
+def shared_create_rate(client: VmsClient, rec: LatencyRecorder, kind: str, n: int, threads: int,
+                       subsystem_id: int, cpu: CpuMeter) -> None:
+    """Creates/s from ONE VmsClient shared by ``threads`` threads (its requests.Session pool keeps a
+    connection per thread): the other reading of "creates/s from one client". The objects are
+    deleted again afterwards (not measured) so every run starts from the same object counts."""
+    res = client.views if kind == "views" else client.volumes
+    prefix = f"bench-shared{threads}"
+    rec.take("POST", kind)
+    cpu.start()
+    seconds = fill(client, kind, 0, n, threads, subsystem_id, prefix)
+    rate = n / seconds
+    row(f"{kind}: create x{n} (1 client shared by {threads} threads)", f"{rate:.0f} /s",
+        f">= {TARGET_CREATES_PER_S:.0f}/s", verdict(rate >= TARGET_CREATES_PER_S))
+    server, own = cpu.per_op(n)
+    row(f"{kind}: create CPU per op, {threads} threads: server / client", f"{ms(server)} / {ms(own)} ms")
+    lat = rec.take("POST", kind)
+    row(f"{kind}: create latency p50 / p99, {threads} threads", f"{ms(pct(lat, 50))} / {ms(pct(lat, 99))} ms")
+    field = "path" if kind == "views" else "name"
+    mine = [o.id for o in res.list() if str(getattr(o, field, "")).startswith(f"/{prefix}/")]
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(res.delete, mine))
+    rec.take("DELETE", kind)
+    rec.take("GET", kind)
+
+
 def fill(client: VmsClient, kind: str, start: int, stop: int, threads: int, subsystem_id: int,
          prefix: str) -> float:
     """Create objects [start, stop) with ``threads`` threads sharing the client; returns seconds."""
@@ -276,6 +304,10 @@ def main() -> int:
     ap.add_argument("--rss-objects", type=int, default=100_000, help="objects held for the RSS figure")
     ap.add_argument("--fill-threads", type=int, default=4, help="client threads used only to FILL")
     ap.add_argument("--list-rounds", type=int, default=10, help="full listings per kind")
+    ap.add_argument("--shared-threads", default="4,8",
+                    help="comma-separated thread counts for the shared-client create rates")
+    ap.add_argument("--rates-only", action="store_true",
+                    help="only phase 1 (create/get/delete rates), no list or RSS phases")
     ap.add_argument("--lookups", type=int, default=300, help="filtered lookups per kind")
     ap.add_argument("--username", default=os.environ.get("VMS_USERNAME", "admin"))
     ap.add_argument("--password", default=os.environ.get("VMS_PASSWORD", "admin"))
@@ -309,42 +341,49 @@ def main() -> int:
             cpu = CpuMeter(pid)
             crud_rates(client, rec, "views", args.ops, subsystem.id, cpu)
             crud_rates(client, rec, "volumes", args.ops, subsystem.id, cpu)
+            shared = [int(t) for t in args.shared_threads.split(",") if t.strip()]
+            if shared:
+                print("\n1b. create rates through ONE VmsClient shared by several threads")
+            for threads in shared:
+                for kind in ("views", "volumes"):
+                    shared_create_rate(client, rec, kind, args.ops, threads, subsystem.id, cpu)
 
-            n = args.list_objects
-            print(f"\n2. list latency with {n} volumes and {n} views "
-                  f"(filled with {args.fill_threads} client threads)")
-            for kind in ("volumes", "views"):
-                seconds = fill(client, kind, 0, n, args.fill_threads, subsystem.id, "bench-list")
-                row(f"{kind}: fill {n} ({args.fill_threads} threads, 1 client)", f"{n / seconds:.0f} /s")
-            for kind in ("volumes", "views"):
-                rec.take("POST", kind)
-            list_latency(client, rec, "volumes", args.list_rounds, args.lookups,
-                         lambda i: f"/bench-list/vol{i}", n, cpu)
-            list_latency(client, rec, "views", args.list_rounds, args.lookups,
-                         lambda i: f"/bench-list/v{i}", n, cpu)
+            if not args.rates_only:
+                n = args.list_objects
+                print(f"\n2. list latency with {n} volumes and {n} views "
+                      f"(filled with {args.fill_threads} client threads)")
+                for kind in ("volumes", "views"):
+                    seconds = fill(client, kind, 0, n, args.fill_threads, subsystem.id, "bench-list")
+                    row(f"{kind}: fill {n} ({args.fill_threads} threads, 1 client)", f"{n / seconds:.0f} /s")
+                for kind in ("volumes", "views"):
+                    rec.take("POST", kind)
+                list_latency(client, rec, "volumes", args.list_rounds, args.lookups,
+                             lambda i: f"/bench-list/vol{i}", n, cpu)
+                list_latency(client, rec, "views", args.list_rounds, args.lookups,
+                             lambda i: f"/bench-list/v{i}", n, cpu)
 
-            held = 2 * n + 1
-            more = max(0, args.rss_objects - held)
-            print(f"\n3. server memory holding {args.rss_objects} objects "
-                  f"({n} volumes + {n + 1 + more} views)")
-            before = proc_status(pid)
-            row("server VmRSS before the fill", f"{before.get('VmRSS', 0) / 1024:.0f} MB")
-            seconds = fill(client, "views", n, n + more, args.fill_threads, subsystem.id, "bench-list")
-            row(f"views: fill {more} ({args.fill_threads} threads, 1 client)", f"{more / seconds:.0f} /s")
-            rec.take("POST", "views")
-            seconds, listed = timed(lambda: client.views.list())
-            row(f"views: full paginated list of {len(listed)}", f"{ms(seconds)} ms")
-            pages = rec.take("GET", "views")
-            row(f"views: page GET p50 / p99 at {len(listed)} views",
-                f"{ms(pct(pages, 50))} / {ms(pct(pages, 99))} ms")
-            status = proc_status(pid)
-            hwm = status.get("VmHWM", 0) / 1024
-            row(f"server peak RSS (VmHWM) holding {held + more} objects", f"{hwm:.0f} MB",
-                f"< {TARGET_RSS_MB:.0f} MB", verdict(hwm < TARGET_RSS_MB))
-            row("server VmRSS now", f"{status.get('VmRSS', 0) / 1024:.0f} MB")
-            db = data_dir / "vms.sqlite3"
-            if db.exists():
-                row("vms.sqlite3 size", f"{db.stat().st_size / 1e6:.0f} MB")
+                held = 2 * n + 1
+                more = max(0, args.rss_objects - held)
+                print(f"\n3. server memory holding {args.rss_objects} objects "
+                      f"({n} volumes + {n + 1 + more} views)")
+                before = proc_status(pid)
+                row("server VmRSS before the fill", f"{before.get('VmRSS', 0) / 1024:.0f} MB")
+                seconds = fill(client, "views", n, n + more, args.fill_threads, subsystem.id, "bench-list")
+                row(f"views: fill {more} ({args.fill_threads} threads, 1 client)", f"{more / seconds:.0f} /s")
+                rec.take("POST", "views")
+                seconds, listed = timed(lambda: client.views.list())
+                row(f"views: full paginated list of {len(listed)}", f"{ms(seconds)} ms")
+                pages = rec.take("GET", "views")
+                row(f"views: page GET p50 / p99 at {len(listed)} views",
+                    f"{ms(pct(pages, 50))} / {ms(pct(pages, 99))} ms")
+                status = proc_status(pid)
+                hwm = status.get("VmHWM", 0) / 1024
+                row(f"server peak RSS (VmHWM) holding {held + more} objects", f"{hwm:.0f} MB",
+                    f"< {TARGET_RSS_MB:.0f} MB", verdict(hwm < TARGET_RSS_MB))
+                row("server VmRSS now", f"{status.get('VmRSS', 0) / 1024:.0f} MB")
+                db = data_dir / "vms.sqlite3"
+                if db.exists():
+                    row("vms.sqlite3 size", f"{db.stat().st_size / 1e6:.0f} MB")
             row("client retries during the run", str(rec.retries))
             client.close()
     finally:
