@@ -54,7 +54,8 @@ def test_chunked_and_charset_bodies_create_too(vms: VmsProcess, admin: requests.
 
 def test_bad_bodies_keep_the_routes_error_shapes(vms: VmsProcess, admin: requests.Session) -> None:
     url = vms.url("views/")
-    good = {"path": f"/{uniq('bad')}", "protocols": ["NFS"], "create_dir": True}
+    path = f"/{uniq('bad')}"
+    good = {"path": path, "protocols": ["NFS"], "create_dir": True}
     cases: list[tuple[dict[str, object], dict[str, object]]] = [
         ({"data": json.dumps(good), "headers": {"Content-Type": "text/plain"}},
          {"non_field_errors": ["Invalid data. Expected a dictionary."]}),
@@ -69,7 +70,7 @@ def test_bad_bodies_keep_the_routes_error_shapes(vms: VmsProcess, admin: request
     for kwargs, expected in cases:
         r = admin.post(url, **kwargs)  # type: ignore[arg-type]
         assert (r.status_code, r.json()) == (400, expected), kwargs
-    assert not admin.get(url, params={"path": good["path"]}).json()  # nothing was made
+    assert not admin.get(url, params={"path": path}).json()  # nothing was made
 
 
 def test_domain_refusals_from_the_fast_path(vms: VmsProcess, admin: requests.Session) -> None:
