@@ -184,3 +184,51 @@ def test_expansion_reaches_the_pv(csi: CsiStack) -> None:
                         "-p", '{"spec": {"resources": {"requests": {"storage": "2Gi"}}}}')
     wait_until("PV capacity 2Gi after csi-resizer", lambda: csi.cluster.get_json(
         "pv", pv)["spec"]["capacity"]["storage"] == "2Gi", timeout=120)
+
+
+def test_invalid_storageclass_parameter_surfaces_as_event_on_the_pvc(csi: CsiStack) -> None:
+    """A typo in a StorageClass must reach the user: the driver's INVALID_ARGUMENT message, naming
+    the bad key, appears as a Warning Event on the PVC (through the real provisioner), and nothing is
+    provisioned on the platform."""
+    bad_sc = f"{csi.storage_class}-typo"
+    csi.cluster.apply(f"""
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {{name: {bad_sc}}}
+provisioner: {DRIVER}
+volumeBindingMode: Immediate
+reclaimPolicy: Delete
+parameters: {{qosPolicyy: gold}}
+""")
+    try:
+        volumes_before = len(csi.vms.api("GET", "volumes/").json())
+        csi.cluster.apply(f"""
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: typo, namespace: {csi.namespace}}}
+spec:
+  storageClassName: {bad_sc}
+  volumeMode: Block
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+""")
+
+        def failure_event() -> str | None:
+            events = csi.cluster.get_json(
+                "-n", csi.namespace, "events",
+                "--field-selector", "involvedObject.kind=PersistentVolumeClaim,involvedObject.name=typo")
+            for ev in events.get("items", []):
+                if ev.get("type") == "Warning" and ev.get("reason") == "ProvisioningFailed":
+                    msg: str = ev.get("message", "")
+                    return msg
+            return None
+
+        message = wait_until("ProvisioningFailed event on PVC typo", failure_event, timeout=120)
+        assert "InvalidArgument" in message or "INVALID_ARGUMENT" in message, message
+        assert "qosPolicyy" in message, message
+        pvc = csi.cluster.get_json("-n", csi.namespace, "pvc", "typo")
+        assert pvc["status"].get("phase") == "Pending"
+        assert len(csi.vms.api("GET", "volumes/").json()) == volumes_before
+    finally:
+        csi.cluster.kubectl("-n", csi.namespace, "delete", "pvc", "typo", "--wait=false", check=False)
+        csi.cluster.kubectl("delete", "storageclass", bad_sc, check=False)
