@@ -95,7 +95,38 @@ def cluster() -> Iterator[KubeCluster]:
         )
         return
     say("starting a local control plane (hack/cluster/up.sh --no-build)")
-    yield from _local_control_plane()
+    with contextlib.ExitStack() as stack:
+        # A signal during up.sh would leave a half-started control plane that nothing tears down: it
+        # is held until the run dir is known (and down.sh registered), then raised.
+        with signals_deferred():
+            kube = stack.enter_context(contextlib.contextmanager(_local_control_plane)())
+        yield kube
+
+
+_deferring = False
+_pending_signal: int | None = None
+
+
+def interrupted(signum: int, _frame: object) -> None:
+    """SIGTERM (and SIGINT, which a shell's background job ignores) unwind through every finally, so a
+    killed run still stops its sidecars, drivers, vms-mock and control plane."""
+    global _pending_signal
+    if _deferring:
+        _pending_signal = signum
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    if _pending_signal is not None:
+        raise KeyboardInterrupt(f"signal {_pending_signal}")
 
 
 def hack(kube: KubeCluster, *args: str, extra_env: dict[str, str] | None = None) -> None:
@@ -429,11 +460,6 @@ def main() -> int:
         if not (BIN / tool).is_file():
             parser.error(f"bin/{tool} is missing: run hack/tools/build.sh {tool}")
 
-    # SIGTERM (and SIGINT, which a shell's background job ignores) unwind through every finally, so a
-    # killed run still stops its sidecars, drivers, vms-mock and control plane.
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     PROVISIONER_ARGS.extend(args.provisioner_arg)
@@ -474,4 +500,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as exc:  # every finally has run by now: the cleanup is done
+        print(f"interrupted ({exc or 'SIGINT'}); what the run started is stopped", file=sys.stderr)
+        sys.exit(130)
