@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.conftest import missing, require_tool
 from tests.cosi.conftest import Platform, s3_client
@@ -219,6 +220,10 @@ spec:
         # revoke through the sidecar: the principal leaves the platform, the projection follows its source
         cluster.kubectl("delete", "bucketaccess", "access", "-n", ns, "--wait=false")
         wait_for("user removed from the platform", lambda: platform.user(account) is None)
+        # ...and the revoked key is refused by the S3 endpoint at once.
+        with pytest.raises(ClientError) as refused:
+            s3.list_objects_v2(Bucket=bucket_id)
+        assert refused.value.response["Error"]["Code"] in ("InvalidAccessKeyId", "AccessDenied")
         wait_for(
             "projection removed",
             lambda: cluster.kubectl("get", "secret", "creds-s3", "-n", ns, check=False).returncode != 0,

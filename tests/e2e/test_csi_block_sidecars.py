@@ -184,6 +184,9 @@ def test_expansion_reaches_the_pv(csi: CsiStack) -> None:
                         "-p", '{"spec": {"resources": {"requests": {"storage": "2Gi"}}}}')
     wait_until("PV capacity 2Gi after csi-resizer", lambda: csi.cluster.get_json(
         "pv", pv)["spec"]["capacity"]["storage"] == "2Gi", timeout=120)
+    # ...and on the platform: the VMS volume behind the handle (`<vms id>:<uuid>`) has grown.
+    vms_id = csi.cluster.get_json("pv", pv)["spec"]["csi"]["volumeHandle"].split(":", 1)[0]
+    assert csi.vms.api("GET", f"volumes/{vms_id}/").json()["size"] == 2 * GI
 
 
 def test_invalid_storageclass_parameter_surfaces_as_event_on_the_pvc(csi: CsiStack) -> None:
