@@ -12,6 +12,7 @@ from typing import Any
 
 from kubevast_common.logs import add_logging_args, setup_logging
 from kubevast_common.metrics import add_metrics_args, serve_metrics
+from kubevast_common.unixsocket import socket_path, unlink_socket
 
 log = logging.getLogger("cosi_driver")
 DEFAULT_NAME = "cosi.vastdata.com"
@@ -207,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     stop.wait()
     server.stop(grace=10).wait()
-    from cosi_driver.server import socket_path
-
-    socket_path(args.endpoint).unlink(missing_ok=True)
+    unlink_socket(socket_path(args.endpoint))
     log.info("stopped")
     return 0
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import stat
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -22,6 +20,7 @@ from prometheus_client import Counter, Histogram
 
 from csi_block_driver.errors import to_status
 from kubevast_common.logs import REDACTED, redact
+from kubevast_common.unixsocket import remove_stale_socket, socket_path, unlink_socket
 
 log = logging.getLogger(__name__)
 
@@ -113,31 +112,6 @@ class _Interceptor(grpc.ServerInterceptor):
         )
 
 
-def socket_path(endpoint: str) -> str:
-    """The filesystem path of a ``unix://`` endpoint (``unix:///x`` and ``unix:/x`` accepted)."""
-    if endpoint.startswith("unix://"):
-        path = endpoint[len("unix://") :]
-    elif endpoint.startswith("unix:"):
-        path = endpoint[len("unix:") :]
-    else:
-        raise ValueError(f"endpoint {endpoint!r} must be a unix:// socket")
-    if not path:
-        raise ValueError(f"endpoint {endpoint!r} has no socket path")
-    return path
-
-
-def remove_stale_socket(path: str) -> None:
-    """Remove a leftover socket from a previous run; refuse to delete anything else."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise ValueError(f"{path} exists and is not a socket; refusing to remove it")
-    os.unlink(path)
-    log.info("removed stale socket", extra={"path": path})
-
-
 def build_server(
     endpoint: str, register: list[Callable[[grpc.Server], None]], workers: int = 16
 ) -> grpc.Server:
@@ -160,5 +134,5 @@ def build_server(
 def stop_server(server: grpc.Server, endpoint: str, grace: float) -> None:
     """Stop taking RPCs, let in-flight ones finish for ``grace`` seconds, remove the socket."""
     server.stop(grace).wait(grace + 5)
-    with contextlib.suppress(FileNotFoundError, ValueError):
-        os.unlink(socket_path(endpoint))
+    with contextlib.suppress(ValueError):
+        unlink_socket(socket_path(endpoint))
