@@ -8,7 +8,7 @@ behind the API's back. The only write is :meth:`StorageCore.report_s3_usage`, wh
 cluster's capacity accounting honest.
 
 Change notification: :meth:`change_seq` is an integer that grows on every committed mutation
-(poll it cheaply); :meth:`subscribe` registers a callback ``cb(event, payload)`` called after
+of an object (poll it cheaply; the byte counters of :meth:`report_s3_usage` do not move it); :meth:`subscribe` registers a callback ``cb(event, payload)`` called after
 commit, in the thread that committed, for the events listed in ``EVENTS``. Callbacks must be
 quick and must not raise (exceptions are logged and swallowed); hand work to your own loop with
 ``loop.call_soon_threadsafe``.
@@ -192,7 +192,7 @@ class StorageCore:
     def report_s3_usage(self, delta_bytes: int) -> None:
         """Account S3 bytes stored (+) or freed (-). Raises CapacityExceeded (nothing counted)
         when a positive delta does not fit."""
-        with self.store.tx():
+        with self.store.tx(counters_only=True):
             if delta_bytes > 0 and self.used_bytes() + delta_bytes > self.capacity:
                 raise CapacityExceeded(
                     f"Insufficient capacity: {delta_bytes} bytes requested, {self.free_bytes()} free")

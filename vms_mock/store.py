@@ -127,7 +127,9 @@ class Store:
         self._db.executescript(SCHEMA)
         self._db.executescript(_kind_indexes_sql())
         self._depth = 0
-        self._change_seq = 0
+        self._change_seq = 0  # commits that changed objects (what caches must notice)
+        self._write_seq = 0  # every commit, counters included (what the checkpointer must notice)
+        self._tx_changes = False
         self._pending_events: list[tuple[str, dict[str, Any]]] = []
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self._stop = threading.Event()
@@ -142,8 +144,8 @@ class Store:
         try:
             seen = -1
             while not self._stop.wait(interval):
-                if self._change_seq != seen:
-                    seen = self._change_seq
+                if self._write_seq != seen:
+                    seen = self._write_seq
                     try:
                         db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never blocks writers
                     except sqlite3.Error:
@@ -153,13 +155,21 @@ class Store:
 
     # ---- transactions -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (re-entrant). Commits on success, rolls back on any exception."""
+    def tx(self, counters_only: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction (re-entrant). Commits on success, rolls back on any exception.
+
+        ``counters_only``: the transaction changes nothing but usage counters, so it does not
+        bump ``change_seq`` (an S3 PUT's byte count must not empty every lookup cache and wake
+        the NVMe target); it still counts as a write for the checkpointer. A nested ``tx()``
+        that is not counters-only makes the whole transaction a change."""
         with self._lock:
             outer = self._depth == 0
             if outer:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._pending_events = []
+                self._tx_changes = False
+            if not counters_only:
+                self._tx_changes = True
             self._depth += 1
             try:
                 yield self._db
@@ -172,7 +182,9 @@ class Store:
             self._depth -= 1
             if outer:
                 self._db.execute("COMMIT")
-                self._change_seq += 1
+                self._write_seq += 1
+                if self._tx_changes:
+                    self._change_seq += 1
                 events, self._pending_events = self._pending_events, []
         if outer:
             for name, payload in events:
@@ -228,7 +240,8 @@ class Store:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     def add_meta_int(self, key: str, delta: int) -> int:
-        with self.tx() as db:
+        """Add to an integer counter (a counters-only change: see :meth:`tx`)."""
+        with self.tx(counters_only=True) as db:
             row = db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
                              "SET value = CAST(value AS INTEGER) + ? RETURNING value",
                              (key, str(delta), delta)).fetchone()
