@@ -1,16 +1,17 @@
-"""A lean HTTP/1.1 server for the S3 endpoint on asyncio streams.
+"""A lean HTTP/1.1 server for the S3 endpoint on asyncio (see connection.py for the I/O).
 
 Why not an ASGI framework: S3 throughput is dominated by per-request overhead at small sizes and
 by copies at large sizes. This layer parses a request head in one pass, hands the body to the
 handler as a stream (Content-Length, ``Transfer-Encoding: chunked``), answers
 ``Expect: 100-continue`` only when the handler starts reading the body (so a request refused
-before that never uploads its body), and sends file bodies with ``sendfile`` (zero-copy on
-plain TCP, a buffered fallback under TLS). Keep-alive, an idle timeout and header-size limits.
+before that never uploads its body), and sends file bodies block by block from O_DIRECT reads
+(blocks.py). Keep-alive, an idle timeout and header-size limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -18,17 +19,22 @@ import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import unquote_plus
 
+from vms_mock.s3.blocks import BLOCKS, FileRange
+from vms_mock.s3.connection import Connection
+
 log = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 64 * 1024
-STREAM_LIMIT = 1 << 20          # asyncio buffer per connection: reading pauses beyond twice this
+MAX_CHUNK_LINE = 4096           # a Transfer-Encoding: chunked size or trailer line
 IDLE_TIMEOUT = 75.0
 BODY_TIMEOUT = 120.0            # longest wait for the next body bytes
 SMALL_FILE = 256 * 1024         # file bodies up to this size are sent with the head in one write
+READ_AHEAD = 2                  # file blocks read ahead of the one being sent
 DRAIN_LIMIT = 1 << 20           # unread body bytes we drain to keep a connection alive
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -63,6 +69,17 @@ class Body:
             got += len(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    async def readinto(self, block: memoryview) -> int:
+        """Fill ``block`` (fewer bytes only at the end of the body); returns the count."""
+        got = 0
+        while got < len(block):
+            data = await self.read(len(block) - got)
+            if not data:
+                break
+            block[got:got + len(data)] = data
+            got += len(data)
+        return got
+
     @property
     def done(self) -> bool:
         raise NotImplementedError
@@ -74,7 +91,7 @@ class _Watch:
 
     __slots__ = ("deadline", "transport")
 
-    def __init__(self, transport: asyncio.WriteTransport) -> None:
+    def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
         self.deadline = 0.0
 
@@ -88,7 +105,7 @@ class _Watch:
 class _Continue:
     """Sends ``100 Continue`` once, on the first body read, when the client asked for it."""
 
-    def __init__(self, writer: asyncio.StreamWriter, expected: bool) -> None:
+    def __init__(self, writer: Connection, expected: bool) -> None:
         self.writer = writer
         self.pending = expected
         self.sent = False
@@ -101,7 +118,7 @@ class _Continue:
 
 
 class LengthBody(Body):
-    def __init__(self, reader: asyncio.StreamReader, length: int, cont: _Continue, watch: _Watch) -> None:
+    def __init__(self, reader: Connection, length: int, cont: _Continue, watch: _Watch) -> None:
         self.reader = reader
         self.watch = watch
         self.remaining = length
@@ -126,11 +143,27 @@ class LengthBody(Body):
         self.remaining -= len(data)
         return data
 
+    async def readinto(self, block: memoryview) -> int:
+        """Body bytes land in ``block`` straight from the socket (no intermediate copies)."""
+        assert self.remaining is not None
+        want = min(len(block), self.remaining)
+        if want == 0:
+            return 0
+        if self.cont.pending:
+            self.cont()
+        self.watch.arm(BODY_TIMEOUT)
+        got = await self.reader.readinto(block[:want])
+        self.watch.disarm()
+        self.remaining -= got
+        if got < want:
+            raise BadRequest("IncompleteBody", "the connection closed before the body ended")
+        return got
+
 
 class ChunkedBody(Body):
     """``Transfer-Encoding: chunked`` (HTTP framing; aws-chunked is decoded one layer up)."""
 
-    def __init__(self, reader: asyncio.StreamReader, cont: _Continue, watch: _Watch) -> None:
+    def __init__(self, reader: Connection, cont: _Continue, watch: _Watch) -> None:
         self.reader = reader
         self.watch = watch
         self.cont = cont
@@ -145,7 +178,7 @@ class ChunkedBody(Body):
     async def _line(self) -> bytes:
         self.watch.arm(BODY_TIMEOUT)
         try:
-            line = await self.reader.readuntil(b"\r\n")
+            line = await self.reader.readuntil(b"\r\n", MAX_CHUNK_LINE)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             raise BadRequest("IncompleteBody", "bad chunked encoding") from None
         finally:
@@ -231,8 +264,10 @@ class _DateCache:
 
 
 class HttpServer:
-    def __init__(self, handler: Handler, render_error: ErrorRenderer, server_name: str = "VastS3") -> None:
+    def __init__(self, handler: Handler, render_error: ErrorRenderer, pool: ThreadPoolExecutor,
+                 server_name: str = "VastS3") -> None:
         self.handler = handler
+        self.pool = pool  # file reads of large bodies
         self.render_error = render_error
         self.server_name = server_name
         self._dates = _DateCache()
@@ -244,8 +279,9 @@ class HttpServer:
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
         self.tls = tls is not None
-        self._server = await asyncio.start_server(self._serve, host, port, ssl=tls,
-                                                  limit=STREAM_LIMIT, backlog=512)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(self._serve), host, port, ssl=tls, backlog=512)
         self.port = self._server.sockets[0].getsockname()[1]
         self._sweeper = asyncio.create_task(self._sweep())
 
@@ -277,14 +313,15 @@ class HttpServer:
             self._server = None
 
     # -- one connection --------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, conn: Connection) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        watch = _Watch(writer.transport)
+        watch = _Watch(conn.transport)
         self._watches.add(watch)
+        writer = conn
         try:
-            while await self._one_request(reader, writer, watch):
+            while await self._one_request(conn, watch):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
@@ -297,12 +334,12 @@ class HttpServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2)
 
-    async def _one_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           watch: _Watch) -> bool:
+    async def _one_request(self, conn: Connection, watch: _Watch) -> bool:
         """Serve one request; False when the connection must close."""
+        reader = writer = conn
         watch.arm(IDLE_TIMEOUT)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n", MAX_HEAD_BYTES)
         except asyncio.IncompleteReadError:
             return False
         except asyncio.LimitOverrunError:
@@ -315,7 +352,7 @@ class HttpServer:
         try:
             if len(head) > MAX_HEAD_BYTES:
                 raise BadRequest("RequestHeaderSectionTooLarge", "header section too large")
-            req, cont = self._parse_head(head, reader, writer, request_id, watch)
+            req, cont = self._parse_head(head, conn, request_id, watch)
         except BadRequest as exc:
             await self._send(writer, self.render_error(None, exc.code, str(exc)), "GET", False)
             return False
@@ -334,8 +371,9 @@ class HttpServer:
         await self._send(writer, resp, req.method, keep_alive)
         return keep_alive
 
-    def _parse_head(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    request_id: str, watch: _Watch) -> tuple[Request, _Continue]:
+    def _parse_head(self, head: bytes, conn: Connection, request_id: str,
+                    watch: _Watch) -> tuple[Request, _Continue]:
+        reader = writer = conn
         lines = head[:-4].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -378,7 +416,7 @@ class HttpServer:
             return False
         return True
 
-    async def _send(self, writer: asyncio.StreamWriter, resp: Response, method: str,
+    async def _send(self, writer: Connection, resp: Response, method: str,
                     keep_alive: bool) -> None:
         headers = resp.headers
         if resp.file is not None:
@@ -411,9 +449,41 @@ class HttpServer:
                 return
             writer.write(data)
             if method != "HEAD" and count:
-                with os.fdopen(fd, "rb", closefd=False) as f:
-                    loop = asyncio.get_running_loop()
-                    await loop.sendfile(writer.transport, f, offset, count)
+                await self._send_blocks(writer, FileRange(fd, offset, count))
             await writer.drain()
         finally:
             os.close(fd)
+
+    async def _send_blocks(self, writer: Connection, rng: FileRange) -> None:
+        """Send a file range block by block, reading ahead: while one block goes to the socket,
+        the next ``READ_AHEAD`` are read on workers (O_DIRECT: large objects were written past
+        the page cache, so they are read past it too; blocks.py says why)."""
+        loop = asyncio.get_running_loop()
+        blocks = [BLOCKS.get() for _ in range(READ_AHEAD + 1)]
+        reads: collections.deque[asyncio.Future[memoryview]] = collections.deque()
+        nxt = 0
+
+        def read_ahead() -> None:
+            nonlocal nxt
+            while len(reads) < READ_AHEAD and nxt < len(rng):
+                reads.append(loop.run_in_executor(self.pool, rng.read, nxt, blocks[nxt % len(blocks)]))
+                nxt += 1
+
+        # drain() then returns only once the transport holds nothing of a block (a transport
+        # may keep a reference instead of a copy), so the block can be refilled.
+        writer.transport.set_write_buffer_limits(high=0)
+        try:
+            read_ahead()
+            while reads:
+                view = await reads.popleft()
+                read_ahead()
+                writer.write(view)
+                await writer.drain()
+        finally:
+            for fut in reads:
+                with contextlib.suppress(BaseException):
+                    await fut
+            if not writer.transport.is_closing():
+                writer.transport.set_write_buffer_limits()
+            for block in blocks:
+                BLOCKS.put(block)

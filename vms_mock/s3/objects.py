@@ -8,11 +8,10 @@ import binascii
 import contextlib
 import hashlib
 import os
-from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from vms_mock.s3.awschunked import AwsChunkedBody
+from vms_mock.s3.blocks import BLOCKS, DIRECT_MIN
 from vms_mock.s3.errors import S3Error
 from vms_mock.s3.http import Body, Request
 from vms_mock.s3.sigv4 import (
@@ -22,8 +21,7 @@ from vms_mock.s3.sigv4 import (
 )
 from vms_mock.s3.store import BucketStore, ObjectWriter
 
-READ_SIZE = 2 << 20          # body block handed to the workers (smaller: shorter tail after the last byte)
-INLINE_LIMIT = 256 * 1024   # bodies up to this size are hashed and written on the loop thread
+INLINE_LIMIT = DIRECT_MIN   # bodies below this size are hashed on the loop thread, written in one go
 MAX_OBJECT = 5 << 30         # single PUT / part limit (as S3)
 COPY_CHUNK = 8 << 20
 
@@ -57,23 +55,36 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
     return req.body
 
 
-async def _blocks(body: Body) -> AsyncGenerator[list[Any], None]:
-    """The payload as blocks of about READ_SIZE bytes (lists of the pieces the socket gave)."""
-    while block := await _read_block(body, READ_SIZE):
-        yield block
 
 
-async def _read_block(body: Body, size: int) -> list[bytes]:
-    """About ``size`` bytes as the chunks the socket delivered (no joining copy); [] at the end."""
-    block: list[bytes] = []
-    got = 0
-    while got < size:
-        data = await body.read(size - got)
-        if not data:
-            break
-        block.append(data)
-        got += len(data)
-    return block
+async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExecutor, limit: int) -> None:
+    """Large bodies: block k is hashed (MD5 on one worker; SHA-256, the checksum and the file
+    write on another - hashlib, zlib-ng and os.write release the GIL) while block k+1 arrives
+    straight from the socket into the other block."""
+    loop = asyncio.get_running_loop()
+    blocks = [BLOCKS.get(), BLOCKS.get()]
+    pending: list[asyncio.Future[None]] = []
+    try:
+        turn = 0
+        while True:
+            view = memoryview(blocks[turn])
+            n = await body.readinto(view)
+            for fut in pending:
+                await fut
+            pending = []
+            if n == 0:
+                break
+            if writer.size + n > limit:
+                raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
+            pending = [loop.run_in_executor(pool, writer.feed_md5, [view[:n]]),
+                       loop.run_in_executor(pool, writer.feed_block, view[:n])]
+            turn ^= 1
+    finally:
+        for fut in pending:
+            with contextlib.suppress(BaseException):
+                await fut
+        for block in blocks:
+            BLOCKS.put(block)
 
 
 def _checksum_request(req: Request) -> tuple[str | None, str | None, bool]:
@@ -109,38 +120,21 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
     body = payload_body(req, auth)
     writer = ObjectWriter(store, auth.payload_sha256 is not None, algorithm)
     loop = asyncio.get_running_loop()
-    pending: list[asyncio.Future[None]] = []
     try:
-        received = 0
-        blocks = _blocks(body)
-        async with contextlib.aclosing(blocks):
-            async for block in blocks:
-                size = sum(map(len, block))
-                received += size
-                if received > limit:
+        if length is not None and length < INLINE_LIMIT:
+            # Small body: hashed on the loop thread, written by finish() in one go.
+            while data := await body.read(INLINE_LIMIT):
+                if writer.size + len(data) > limit:
                     raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
-                for fut in pending:
-                    await fut
-                pending = []
-                if received < INLINE_LIMIT:
-                    writer.feed_md5(block)
-                    writer.feed_rest(block, hold=True)
-                else:
-                    # Workers hash and write this block while the loop receives the next one
-                    # (hashlib and os.write release the GIL); MD5 runs beside SHA-256 + write.
-                    pending = [loop.run_in_executor(pool, writer.feed_md5, block),
-                               loop.run_in_executor(pool, writer.feed_rest, block)]
-        for fut in pending:
-            await fut
-        pending = []
+                writer.feed_md5([data])
+                writer.feed_rest([data], hold=True)
+        else:
+            await _receive_blocks(body, writer, pool, limit)
         if length is not None and writer.size != length:
             raise S3Error("IncompleteBody")
         _verify(writer, auth, content_md5, algorithm, expected_checksum, in_trailer, body)
         await loop.run_in_executor(pool, writer.finish, True)
     except BaseException:
-        for fut in pending:
-            with contextlib.suppress(BaseException):
-                await fut
         writer.discard()
         raise
     echo = {}

@@ -81,7 +81,7 @@ async def start_s3(core: Any, host: str, port: int, tls: Any = None,
     app = S3App(directory, pool, region=region, virtual_host_suffixes=virtual_host_suffixes)
     app.open_existing_buckets()
     _follow_folder_deletes(core, app)
-    server = HttpServer(app.handle, app.render_error)
+    server = HttpServer(app.handle, app.render_error, pool)
     ctx = _ssl_context(tls)
     await server.start(host, port, ctx)
     log.info("S3 endpoint listening", extra={"host": host, "port": server.port,
