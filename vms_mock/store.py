@@ -214,6 +214,16 @@ class Store:
     def change_seq(self) -> int:
         return self._change_seq
 
+    @property
+    def write_seq(self) -> int:
+        """Grows on every commit, counters-only ones included."""
+        return self._write_seq
+
+    @property
+    def in_tx(self) -> bool:
+        """A transaction is open (on the thread holding the lock, or on another one)."""
+        return self._depth > 0
+
     def close(self) -> None:
         self._stop.set()
         if self._checkpointer is not None:

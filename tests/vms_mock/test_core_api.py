@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from vms_mock.auth import Principal
-from vms_mock.core_api import MAPPING_CHANGED, VOLUME_RESIZED, CapacityExceeded, StorageCore
+from vms_mock.core_api import (
+    MAPPING_CHANGED,
+    META_BLOCK_BYTES,
+    META_S3_BYTES,
+    VOLUME_RESIZED,
+    CapacityExceeded,
+    StorageCore,
+)
 from vms_mock.domain import Settings, Vms
 from vms_mock.seed import apply_seed, load_seed
 from vms_mock.store import Store
@@ -120,6 +127,33 @@ def test_s3_usage_counts_against_capacity(vms: Vms) -> None:
     assert core.used_bytes() == 9 * GiB
     core.report_s3_usage(-GiB)
     assert core.free_bytes() == 2 * GiB
+
+
+def test_s3_usage_is_not_a_change_and_its_cache_follows_every_commit(vms: Vms) -> None:
+    """S3 byte counts move neither change_seq (lookup caches, the NVMe target) nor a stale
+    used_bytes: block reservations, rolled-back transactions and concurrent reports all show."""
+    core = vms.core
+    seq = core.change_seq()
+    core.report_s3_usage(GiB)
+    assert core.change_seq() == seq
+    assert core.used_bytes() == GiB
+    sub = vms.store.find("views", [("name", "exact", "block-default")])[0][0]
+    vms.create(ADMIN, "volumes", {"name": "/c", "view_id": sub["id"], "size": 2 * GiB})
+    assert core.change_seq() > seq
+    assert core.used_bytes() == 3 * GiB
+    with pytest.raises(RuntimeError), vms.store.tx():
+        core.reserve_block(4 * GiB)
+        assert core.used_bytes() == 7 * GiB  # inside the transaction: its own change shows
+        raise RuntimeError("roll back")
+    assert core.used_bytes() == 3 * GiB
+    threads = [threading.Thread(target=lambda: [core.report_s3_usage(1) for _ in range(200)])
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert core.used_bytes() == 3 * GiB + 800
+    assert vms.store.sum_meta_ints(META_BLOCK_BYTES, META_S3_BYTES) == core.used_bytes()
 
 
 def test_facade_is_safe_from_many_threads(vms: Vms) -> None:

@@ -3,9 +3,10 @@
 Why not an ASGI framework: S3 throughput is dominated by per-request overhead at small sizes and
 by copies at large sizes. This layer parses a request head in one pass, hands the body to the
 handler as a stream (Content-Length, ``Transfer-Encoding: chunked``), answers
-``Expect: 100-continue`` only when the handler starts reading the body (so a request refused
-before that never uploads its body), and sends file bodies block by block from O_DIRECT reads
-(blocks.py). Keep-alive, an idle timeout and header-size limits.
+``Expect: 100-continue`` at once for small bodies and otherwise only when the handler starts
+reading the body (so a large upload refused before that never sends its body), and sends file
+bodies block by block from O_DIRECT reads (blocks.py). Keep-alive, an idle timeout and
+header-size limits.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ IDLE_TIMEOUT = 75.0
 BODY_TIMEOUT = 120.0            # longest wait for the next body bytes
 SMALL_FILE = 256 * 1024         # file bodies up to this size are sent with the head in one write
 READ_AHEAD = 2                  # file blocks read ahead of the one being sent
+EARLY_CONTINUE = 256 * 1024     # Expect: 100-continue is answered at once up to this body size
 DRAIN_LIMIT = 1 << 20           # unread body bytes we drain to keep a connection alive
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
@@ -399,6 +401,10 @@ class HttpServer:
             if not length.isdigit():
                 raise BadRequest("InvalidRequest", "bad Content-Length")
             body = LengthBody(reader, int(length), cont, watch)
+            if cont.pending and body.remaining is not None and body.remaining <= EARLY_CONTINUE:
+                # A small body costs less to receive (and drain, if refused) than the round
+                # trip it waits for: invite it now, so it travels while we authenticate.
+                cont()
         return Request(method=method, raw_path=raw_path, raw_query=raw_query,
                        query=parse_query(raw_query), headers=headers, body=body,
                        request_id=request_id, tls=self.tls), cont

@@ -7,6 +7,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +21,8 @@ from vms_mock.s3.sigv4 import (
     AuthResult,
 )
 from vms_mock.s3.store import BucketStore, ObjectWriter
+
+log = logging.getLogger(__name__)
 
 INLINE_LIMIT = DIRECT_MIN   # bodies below this size are hashed on the loop thread, written in one go
 MAX_OBJECT = 5 << 30         # single PUT / part limit (as S3)
@@ -55,6 +58,13 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
     return req.body
 
 
+
+
+def _refill(store: BucketStore) -> None:
+    try:
+        store.refill_spares()
+    except Exception:  # a full disk shows up on the next upload, with its own error
+        log.warning("could not prepare temp files", exc_info=True)
 
 
 async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExecutor, limit: int) -> None:
@@ -137,6 +147,7 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
     except BaseException:
         writer.discard()
         raise
+    pool.submit(_refill, store)
     echo = {}
     if algorithm and writer.checksum is not None:
         echo[f"x-amz-checksum-{algorithm}"] = base64.b64encode(writer.checksum.digest()).decode()

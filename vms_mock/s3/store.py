@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,6 +135,7 @@ def new_id() -> str:
     return secrets.token_hex(16)
 
 
+SPARE_FILES = 4            # empty temp files kept ready per bucket (see refill_spares)
 EARLY_WRITEBACK = 1 << 20  # objects from this size start disk writeback block by block
 
 
@@ -226,7 +228,12 @@ class ObjectWriter:
 
     def open(self) -> None:
         if self._fd < 0:
-            self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            spare = self.store.take_spare()
+            if spare is not None:
+                self.data_id, self._fd = spare
+                self.tmp_path = self.store.spare_dir / self.data_id
+            else:
+                self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def _write(self, chunk: bytes | memoryview) -> None:
         view = memoryview(chunk)
@@ -329,10 +336,12 @@ class BucketStore:
         self.root = Path(root)
         self.base = self.root / ".s3"
         self.tmp_dir = self.base / "tmp"
+        self.spare_dir = self.base / "spare"  # empty temp files made ahead (refill_spares)
         self.data_dir = self.base / "data"
         self.db_path = self.base / "meta.sqlite3"
         self._made_dirs: set[str] = set()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.spare_dir.mkdir(exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
@@ -340,10 +349,47 @@ class BucketStore:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
         self.inode = os.stat(self.db_path).st_ino
+        self._spares: list[tuple[str, int]] = []
+        self._spares_lock = threading.Lock()
+        self._closed = False
         self._sweep()
 
     def close(self) -> None:
+        with self._spares_lock:
+            self._closed = True
+            spares, self._spares = self._spares, []
+        for data_id, fd in spares:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                (self.spare_dir / data_id).unlink()
         self.db.close()
+
+    # -- spare temp files --------------------------------------------------------------------
+    def take_spare(self) -> tuple[str, int] | None:
+        """An empty temp file made ahead of need: (data id, open fd), or None."""
+        with self._spares_lock:
+            return self._spares.pop() if self._spares else None
+
+    def refill_spares(self) -> None:
+        """(Worker, after a request) create empty temp files for the next uploads.
+
+        Creating a file costs 0.15-0.25 ms of CPU on this machine's ext4 (the inode allocator
+        scans past recently deleted inodes): done here, between requests, it is off the PUT's
+        path. Spares are plain temp files, so a crash leaves nothing the startup sweep misses."""
+        while True:
+            with self._spares_lock:
+                if self._closed or len(self._spares) >= SPARE_FILES:
+                    return
+            data_id = new_id()
+            fd = os.open(self.spare_dir / data_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with self._spares_lock:
+                if not self._closed:
+                    self._spares.append((data_id, fd))
+                    continue
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                (self.spare_dir / data_id).unlink()
+            return
 
     # -- files -----------------------------------------------------------------------------
     def data_path(self, data_id: str, create: bool = False) -> Path:
@@ -355,7 +401,7 @@ class BucketStore:
 
     def _sweep(self) -> None:
         """Remove what a crash left behind: temp files and data files no row references."""
-        for p in self.tmp_dir.iterdir():
+        for p in [*self.tmp_dir.iterdir(), *self.spare_dir.iterdir()]:
             with contextlib.suppress(OSError):
                 p.unlink()
         referenced = {r[0] for r in self.db.execute(
