@@ -230,6 +230,7 @@ async def serve(args: argparse.Namespace) -> int:
                     await svc.close()
         vms.close()
         audit.close()
+        core.close()
         store.close()
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

@@ -39,6 +39,7 @@ EVENTS = (VOLUME_CREATED, VOLUME_RESIZED, VOLUME_DELETED, MAPPING_CHANGED, VIEW_
 # meta keys of the capacity accounting (bytes)
 META_BLOCK_BYTES = "capacity.block_bytes"  # provisioned volume sizes + snapshot copies
 META_S3_BYTES = "capacity.s3_bytes"  # bytes the S3 endpoint reports as stored
+S3_USAGE_FLUSH = 0.2  # seconds an S3 byte count may wait before it is written (report_s3_usage)
 
 
 class CapacityExceeded(Exception):
@@ -113,6 +114,9 @@ class StorageCore:
             d.mkdir(parents=True, exist_ok=True)
         self._cap_lock = threading.Lock()
         self._used_cache: tuple[int, int] | None = None  # (store.write_seq, used bytes)
+        self._s3_pending = 0  # S3 bytes counted but not yet written to the database
+        self._s3_flush: threading.Timer | None = None
+        self._s3_flush_lock = threading.Lock()
 
     # ---- change notification ------------------------------------------------------------------
     def change_seq(self) -> int:
@@ -182,6 +186,9 @@ class StorageCore:
 
     # ---- capacity -----------------------------------------------------------------------------
     def used_bytes(self) -> int:
+        return self._stored_bytes() + self._s3_pending
+
+    def _stored_bytes(self) -> int:
         # Cached per committed state: every S3 PUT asks (capacity preflight, then accounting),
         # and the SUM query behind it was a tenth of a 4 KiB PUT's server time.
         if self.store.in_tx:
@@ -203,16 +210,51 @@ class StorageCore:
 
     def report_s3_usage(self, delta_bytes: int) -> None:
         """Account S3 bytes stored (+) or freed (-). Raises CapacityExceeded (nothing counted)
-        when a positive delta does not fit."""
-        with self.store.read():  # the store lock, held until the cache matches the commit
-            used = self.used_bytes()
-            if delta_bytes > 0 and used + delta_bytes > self.capacity:
+        when a positive delta does not fit.
+
+        The count is exact at once for capacity checks; it reaches the database within
+        ``S3_USAGE_FLUSH`` seconds (a write transaction per PUT was a sixth of a small PUT's
+        server time). Bytes counted but not yet written when the process dies are not lost:
+        the S3 endpoint recounts its buckets' indexes at start (:meth:`set_s3_usage`)."""
+        with self.store.read():  # the store lock: block reservations check and add under it too
+            if delta_bytes > 0 and self.used_bytes() + delta_bytes > self.capacity:
                 raise CapacityExceeded(
                     f"Insufficient capacity: {delta_bytes} bytes requested, {self.free_bytes()} free")
-            with self.store.tx(counters_only=True):
-                self.store.add_meta_int(META_S3_BYTES, delta_bytes)
-            if not self.store.in_tx:
-                self._used_cache = (self.store.write_seq, used + delta_bytes)
+            self._s3_pending += delta_bytes
+        with self._s3_flush_lock:
+            if self._s3_flush is None:
+                self._s3_flush = threading.Timer(S3_USAGE_FLUSH, self.flush_s3_usage)
+                self._s3_flush.daemon = True
+                self._s3_flush.start()
+
+    def flush_s3_usage(self) -> None:
+        """Write the S3 bytes counted since the last flush to the database."""
+        with self._s3_flush_lock:
+            self._s3_flush = None
+        with self.store.read():
+            delta, self._s3_pending = self._s3_pending, 0
+            if delta:
+                try:
+                    self.store.add_meta_int(META_S3_BYTES, delta)
+                except BaseException:
+                    self._s3_pending += delta
+                    raise
+
+    def set_s3_usage(self, total_bytes: int) -> None:
+        """Set the S3 bytes to a recount (the sum of the bucket indexes, taken at start)."""
+        with self.store.read():
+            self._s3_pending = 0
+            with self.store.tx(counters_only=True) as db:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                           (META_S3_BYTES, str(total_bytes)))
+
+    def close(self) -> None:
+        """Flush the S3 byte count (call before closing the store)."""
+        with self._s3_flush_lock:
+            timer, self._s3_flush = self._s3_flush, None
+        if timer is not None:
+            timer.cancel()
+        self.flush_s3_usage()
 
     def reserve_block(self, delta_bytes: int) -> None:
         """Account block bytes (inside the caller's transaction). Raises CapacityExceeded."""

@@ -53,13 +53,24 @@ def test_default_content_type_and_empty_object(s3):
 
 
 def test_overwrite_replaces_data_and_frees_space(s3, make_bytes):
+    """Objects above INLINE_MAX are files, smaller ones live in their index row: an overwrite
+    frees the old bytes either way."""
     c = s3.client()
-    c.put_object(Bucket="bucket-a", Key="k", Body=make_bytes(5000, 1))
-    c.put_object(Bucket="bucket-a", Key="k", Body=b"second")
-    assert c.get_object(Bucket="bucket-a", Key="k")["Body"].read() == b"second"
-    assert s3.directory.used == len(b"second")
-    data_files = [p for p in (s3.root / "s3" / "bucket-a" / ".s3" / "data").rglob("*") if p.is_file()]
-    assert len(data_files) == 1
+
+    def data_files() -> int:
+        return len([p for p in (s3.root / "s3" / "bucket-a" / ".s3" / "data").rglob("*") if p.is_file()])
+
+    c.put_object(Bucket="bucket-a", Key="k", Body=make_bytes(100_000, 1))
+    assert data_files() == 1
+    second = make_bytes(150_000, 2)
+    c.put_object(Bucket="bucket-a", Key="k", Body=second)
+    assert c.get_object(Bucket="bucket-a", Key="k")["Body"].read() == second
+    assert (s3.directory.used, data_files()) == (150_000, 1)
+    c.put_object(Bucket="bucket-a", Key="k", Body=b"third")
+    assert c.get_object(Bucket="bucket-a", Key="k")["Body"].read() == b"third"
+    assert (s3.directory.used, data_files()) == (len(b"third"), 0)
+    c.put_object(Bucket="bucket-a", Key="k", Body=b"fourth")
+    assert (s3.directory.used, data_files()) == (len(b"fourth"), 0)
 
 
 def test_range_gets(s3, make_bytes):

@@ -37,6 +37,7 @@ def vms(tmp_path: Path) -> Iterator[Vms]:
     apply_seed(v, load_seed(None))
     yield v
     v.close()
+    core.close()
     store.close()
 
 
@@ -153,7 +154,15 @@ def test_s3_usage_is_not_a_change_and_its_cache_follows_every_commit(vms: Vms) -
     for t in threads:
         t.join(60)
     assert core.used_bytes() == 3 * GiB + 800
+    core.flush_s3_usage()  # S3 counts reach the database lazily (S3_USAGE_FLUSH)
     assert vms.store.sum_meta_ints(META_BLOCK_BYTES, META_S3_BYTES) == core.used_bytes()
+    core.report_s3_usage(-800)
+    deadline = time.monotonic() + 5
+    while vms.store.sum_meta_ints(META_S3_BYTES) != GiB and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert vms.store.sum_meta_ints(META_S3_BYTES) == GiB  # flushed by its timer
+    core.set_s3_usage(5)  # a recount replaces the figure
+    assert core.used_bytes() == 2 * GiB + 5
 
 
 def test_facade_is_safe_from_many_threads(vms: Vms) -> None:

@@ -9,6 +9,7 @@ S3's XML error document in :meth:`S3App.render_error` (the one place errors beco
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
@@ -85,14 +86,17 @@ class S3App(BucketOps, ObjectOps, MultipartOps):
 
     def open_existing_buckets(self) -> None:
         """Open the index of every bucket view that has one, so its bytes are known if its
-        folder is deleted later (see folder_deleted)."""
+        folder is deleted later (see folder_deleted), and set the S3 byte count to their sum
+        (the count is written lazily, so a crash may have left it behind the indexes)."""
+        total = 0
         for view in self.directory.list_bucket_views():
             try:
                 root = self.directory.fs_path(view.path)
                 if (root / ".s3" / "meta.sqlite3").exists():
-                    self.stores.get(root)
-            except (OSError, ValueError):
+                    total += self.stores.get(root).usage()
+            except (OSError, ValueError, sqlite3.Error):
                 log.warning("cannot open the S3 index of a bucket", extra={"bucket": view.bucket})
+        self.directory.set_s3_usage(total)
 
     def folder_deleted(self, path: str) -> None:
         """The folder-delete API removed ``path``: release the capacity its objects held."""

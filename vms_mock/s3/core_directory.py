@@ -92,6 +92,9 @@ class CoreApiDirectory:
         except CapacityExceeded as exc:
             raise CapacityExhausted(str(exc)) from None
 
+    def set_s3_usage(self, total_bytes: int) -> None:
+        self.core.set_s3_usage(total_bytes)
+
     def has_capacity(self, nbytes: int) -> bool:
         return bool(self.core.check_s3_capacity(nbytes))
 

@@ -80,6 +80,9 @@ class S3Directory(Protocol):
     def has_capacity(self, nbytes: int) -> bool:
         """Whether the cluster can take ``nbytes`` more of data."""
 
+    def set_s3_usage(self, total_bytes: int) -> None:
+        """Replace the S3 byte count with a recount of every bucket's index (at start)."""
+
     def create_bucket_view(self, principal: AccessKeyRecord, bucket: str) -> BucketView:
         """Create a bucket view owned by ``principal``; raise BucketCreationRefused if not allowed."""
 
@@ -155,6 +158,10 @@ class StaticS3Directory:
 
     def has_capacity(self, nbytes: int) -> bool:
         return self.used + nbytes <= self.capacity
+
+    def set_s3_usage(self, total_bytes: int) -> None:
+        with self._lock:
+            self.used = total_bytes
 
     def create_bucket_view(self, principal: AccessKeyRecord, bucket: str) -> BucketView:
         if not principal.allow_create_bucket:

@@ -48,6 +48,7 @@ class MultipartOps(OpsBase):
         BYTES_IN.inc(writer.size)
         etag = writer.md5.hexdigest()
         await self._commit_part(store, view, upload_id, ctx.key, number, writer, etag)
+        objects.prepare_next(store, self.pool)
         return Response(200, {"etag": quote_etag(etag), **echo})
 
     async def _commit_part(self, store: BucketStore, view: BucketView, upload_id: str, key: str,
@@ -82,12 +83,16 @@ class MultipartOps(OpsBase):
             offset, count = parsed
         self._preflight_space(view, store, count)
         await self._read_small(ctx)
-        assert src.data_id is not None
-        src_path = str(src_store.data_path(src.data_id))
+        source: str | bytes
+        if src.inline is not None:
+            source = src.inline
+        else:
+            assert src.data_id is not None
+            source = str(src_store.data_path(src.data_id))
         writer = objects.ObjectWriter(store, False, None)
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.pool, objects.copy_into, writer, [(src_path, offset, count)])
+            await loop.run_in_executor(self.pool, objects.copy_into, writer, [(source, offset, count)])
             etag = await loop.run_in_executor(self.pool, objects.md5_of_range, str(writer.tmp_path), 0,
                                               count)
         except BaseException:

@@ -35,19 +35,23 @@ class ObjectOps(OpsBase):
         lock_mode, retain_until = self._retention_for_new(ctx, view)
         store = self._store(view)
         self._preflight_space(view, store, objects.declared_length(ctx.req), ctx.key)
-        writer, echo = await objects.receive(ctx.req, ctx.auth, store, self.pool)
+        writer, echo = await objects.receive(ctx.req, ctx.auth, store, self.pool, inline=True)
         BYTES_IN.inc(writer.size)
         version_id = new_id() if self._versioned(view) else NULL_VERSION
         etag = writer.md5.hexdigest()
         rec = ObjectRecord(key=ctx.key, version_id=version_id, size=writer.size, etag=etag,
                            content_type=content_type, meta=meta, last_modified=time.time(),
-                           data_id=writer.data_id, lock_mode=lock_mode, retain_until=retain_until)
+                           data_id=writer.data_id or None, lock_mode=lock_mode,
+                           retain_until=retain_until, inline=writer.inline_data)
         try:
-            writer.publish()
+            if writer.inline_data is None:
+                writer.publish()
             self._commit(store, view, rec)
         except BaseException:
             writer.discard()
             raise
+        if writer.inline_data is None:
+            objects.prepare_next(store, self.pool)
         headers = {"etag": quote_etag(etag), **echo}
         if self._versioned(view):
             headers["x-amz-version-id"] = version_id
@@ -92,12 +96,14 @@ class ObjectOps(OpsBase):
         if head:
             headers["content-length"] = str(count)
             return Response(status, headers, head_only=True)
+        BYTES_OUT.inc(count)
+        if rec.inline is not None:
+            return Response(status, headers, rec.inline[offset:offset + count])
         assert rec.data_id is not None
         try:
             fd = os.open(store.data_path(rec.data_id), os.O_RDONLY)
         except FileNotFoundError:
             raise S3Error("NoSuchKey", Key=ctx.key) from None
-        BYTES_OUT.inc(count)
         return Response(status, headers, file=(fd, offset, count))
 
     def _delete_one(self, ctx: Ctx, view: BucketView, store: BucketStore, key: str,
@@ -196,17 +202,20 @@ class ObjectOps(OpsBase):
         self._preflight_space(view, store, src.size, ctx.key)
         await self._read_small(ctx)
         writer = objects.ObjectWriter(store, False, None)
-        assert src.data_id is not None
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.pool, objects.copy_into, writer,
-                                       [(str(src_store.data_path(src.data_id)), 0, src.size)])
+            if src.inline is None:
+                assert src.data_id is not None
+                await loop.run_in_executor(self.pool, objects.copy_into, writer,
+                                           [(str(src_store.data_path(src.data_id)), 0, src.size)])
             version_id = new_id() if self._versioned(view) else NULL_VERSION
             now = time.time()
             rec = ObjectRecord(key=ctx.key, version_id=version_id, size=src.size, etag=src.etag,
                                content_type=content_type, meta=meta, last_modified=now,
-                               data_id=writer.data_id, lock_mode=lock_mode, retain_until=retain_until)
-            writer.publish()
+                               data_id=None if src.inline is not None else writer.data_id,
+                               lock_mode=lock_mode, retain_until=retain_until, inline=src.inline)
+            if src.inline is None:
+                writer.publish()
             self._commit(store, view, rec)
         except FileNotFoundError:
             writer.discard()

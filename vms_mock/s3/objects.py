@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from vms_mock.s3.awschunked import AwsChunkedBody
@@ -20,7 +21,7 @@ from vms_mock.s3.sigv4 import (
     STREAMING_SIGNED_TRAILER,
     AuthResult,
 )
-from vms_mock.s3.store import BucketStore, ObjectWriter
+from vms_mock.s3.store import INLINE_MAX, BucketStore, ObjectWriter
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,6 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
     return req.body
 
 
-
-
-def _refill(store: BucketStore) -> None:
-    try:
-        store.refill_spares()
-    except Exception:  # a full disk shows up on the next upload, with its own error
-        log.warning("could not prepare temp files", exc_info=True)
 
 
 async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExecutor, limit: int) -> None:
@@ -109,11 +103,13 @@ def _checksum_request(req: Request) -> tuple[str | None, str | None, bool]:
 
 
 async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: ThreadPoolExecutor,
-                  limit: int = MAX_OBJECT) -> tuple[ObjectWriter, dict[str, str]]:
+                  limit: int = MAX_OBJECT, inline: bool = False) -> tuple[ObjectWriter, dict[str, str]]:
     """Stream the payload into a finished (fsynced, unpublished) temp file of ``store``.
 
-    Returns the writer (size, md5, data id) and response headers to echo (checksums). On any
-    error the temp file is removed and nothing else has changed.
+    With ``inline``, a payload of at most INLINE_MAX bytes is kept in memory instead
+    (``writer.inline_data``; it goes into the index row). Returns the writer (size, md5, data id)
+    and response headers to echo (checksums). On any error the temp file is removed and nothing
+    else has changed.
     """
     length = declared_length(req)
     if length is not None and length > limit:
@@ -143,11 +139,13 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
         if length is not None and writer.size != length:
             raise S3Error("IncompleteBody")
         _verify(writer, auth, content_md5, algorithm, expected_checksum, in_trailer, body)
-        await loop.run_in_executor(pool, writer.finish, True)
+        if inline and writer.size <= INLINE_MAX and writer.take_inline():
+            pass
+        else:
+            await loop.run_in_executor(pool, writer.finish, True)
     except BaseException:
         writer.discard()
         raise
-    pool.submit(_refill, store)
     echo = {}
     if algorithm and writer.checksum is not None:
         echo[f"x-amz-checksum-{algorithm}"] = base64.b64encode(writer.checksum.digest()).decode()
@@ -174,14 +172,33 @@ def _verify(writer: ObjectWriter, auth: AuthResult, content_md5: str | None, alg
                           "did not match the calculated checksum.")
 
 
-def copy_into(writer: ObjectWriter, sources: list[tuple[str, int, int]]) -> None:
-    """(Worker thread) append byte ranges of files to the writer's temp file, then fsync.
+def prepare_next(store: BucketStore, pool: ThreadPoolExecutor) -> None:
+    """After an upload is committed: make its bucket's next temp file on a worker.
+
+    Not earlier: file creation contends with the commit's own writes (same file system
+    journal; the commit took 4x longer when the two overlapped)."""
+    pool.submit(_refill, store)
+
+
+def _refill(store: BucketStore) -> None:
+    try:
+        store.refill_spares()
+    except Exception:  # a full disk shows up on the next upload, with its own error
+        log.warning("could not prepare temp files", exc_info=True)
+
+
+def copy_into(writer: ObjectWriter, sources: Sequence[tuple[str | bytes, int, int]]) -> None:
+    """(Worker thread) append byte ranges of files (or of inline object bytes) to the writer's
+    temp file, then fsync.
 
     MD5 is recomputed only when the caller needs it; copy_file_range keeps the copy in the kernel.
     """
     writer.open()
     fd_out = writer._fd
     for path, offset, count in sources:
+        if isinstance(path, bytes):
+            writer.write_bytes(memoryview(path)[offset:offset + count])
+            continue
         fd_in = os.open(path, os.O_RDONLY)
         try:
             off = offset

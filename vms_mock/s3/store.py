@@ -40,6 +40,10 @@ from vms_mock.s3.errors import S3Error
 log = logging.getLogger(__name__)
 
 NULL_VERSION = "null"
+INLINE_MAX = 64 * 1024  # objects up to this size are stored in their index row, not in a file
+# The columns of a listing: everything but the inline bytes.
+_LIST_COLS = ("seq, key, version_id, is_latest, is_delete_marker, size, etag, content_type, meta,"
+              " last_modified, data_id, lock_mode, retain_until")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -56,6 +60,7 @@ CREATE TABLE IF NOT EXISTS objects (
     data_id TEXT,
     lock_mode TEXT,
     retain_until REAL,
+    inline BLOB,
     UNIQUE (key, version_id)
 );
 CREATE INDEX IF NOT EXISTS objects_latest ON objects (is_latest, key);
@@ -96,6 +101,8 @@ class ObjectRecord:
     is_latest: bool = True
     lock_mode: str | None = None
     retain_until: float | None = None
+    # Small objects' bytes live in the index row itself (INLINE_MAX): no file, no data_id.
+    inline: bytes | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> ObjectRecord:
@@ -103,7 +110,8 @@ class ObjectRecord:
                    content_type=row["content_type"], meta=json.loads(row["meta"]),
                    last_modified=row["last_modified"], data_id=row["data_id"],
                    is_delete_marker=bool(row["is_delete_marker"]), is_latest=bool(row["is_latest"]),
-                   lock_mode=row["lock_mode"], retain_until=row["retain_until"])
+                   lock_mode=row["lock_mode"], retain_until=row["retain_until"],
+                   inline=row["inline"] if "inline" in row.keys() else None)  # noqa: SIM118 (Row)
 
 
 @dataclass
@@ -216,6 +224,7 @@ class ObjectWriter:
         self._flushed = 0
         self._written = 0
         self._direct: bool | None = None  # O_DIRECT on the temp file: None until first tried
+        self.inline_data: bytes | None = None  # the whole object, when it goes into its index row
         self.committed = False
 
     def feed(self, chunk: bytes) -> None:
@@ -234,6 +243,20 @@ class ObjectWriter:
                 self.tmp_path = self.store.spare_dir / self.data_id
             else:
                 self._fd = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def take_inline(self) -> bool:
+        """Keep the held (small) body in memory for the index row instead of a file."""
+        if self._fd >= 0:
+            return False
+        self.inline_data = b"".join(self._held)
+        self._held = []
+        self.data_id = ""
+        return True
+
+    def write_bytes(self, data: bytes | memoryview) -> None:
+        """(Worker) append bytes to the open temp file (counted in ``size``)."""
+        self._write(data)
+        self.size += len(data)
 
     def _write(self, chunk: bytes | memoryview) -> None:
         view = memoryview(chunk)
@@ -346,8 +369,12 @@ class BucketStore:
         self.db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on the device when it returns (small objects' bytes are in the rows).
+        self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(objects)")}
+        if "inline" not in columns:  # an index made before small objects were kept inline
+            self.db.execute("ALTER TABLE objects ADD COLUMN inline BLOB")
         self.inode = os.stat(self.db_path).st_ino
         self._spares: list[tuple[str, int]] = []
         self._spares_lock = threading.Lock()
@@ -477,11 +504,11 @@ class BucketStore:
                 raise S3Error("QuotaExceeded")
             db.execute(
                 "INSERT INTO objects (key, version_id, is_latest, is_delete_marker, size, etag,"
-                " content_type, meta, last_modified, data_id, lock_mode, retain_until)"
-                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " content_type, meta, last_modified, data_id, lock_mode, retain_until, inline)"
+                " VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rec.key, rec.version_id, int(rec.is_delete_marker), rec.size, rec.etag,
                  rec.content_type, json.dumps(rec.meta), rec.last_modified, rec.data_id,
-                 rec.lock_mode, rec.retain_until))
+                 rec.lock_mode, rec.retain_until, rec.inline))
             self._add_usage(db, delta)
         return freed, delta
 
@@ -518,14 +545,14 @@ class BucketStore:
         start = max(after, prefix) if prefix else after
         op = ">" if start == after else ">="
         rows = self.db.execute(
-            f"SELECT * FROM objects WHERE is_latest = 1 AND is_delete_marker = 0 AND key {op} ?"
+            f"SELECT {_LIST_COLS} FROM objects WHERE is_latest = 1 AND is_delete_marker = 0 AND key {op} ?"
             " AND key <= ? AND substr(key, 1, ?) = ? ORDER BY key LIMIT ?",
             (start, prefix_bound(prefix), len(prefix), prefix, limit)).fetchall()
         return [ObjectRecord.from_row(r) for r in rows]
 
     def list_versions(self, prefix: str, key_after: str, limit: int) -> list[ObjectRecord]:
         rows = self.db.execute(
-            "SELECT * FROM objects WHERE key >= ? AND substr(key, 1, ?) = ?"
+            f"SELECT {_LIST_COLS} FROM objects WHERE key >= ? AND substr(key, 1, ?) = ?"
             " ORDER BY key, seq DESC LIMIT ?", (max(key_after, prefix), len(prefix), prefix, limit)
         ).fetchall()
         return [ObjectRecord.from_row(r) for r in rows]
