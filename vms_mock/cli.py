@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--discovery-port", type=int, default=8009,
                         help="NVMe/TCP discovery port; 0 picks a free one")
     parser.add_argument("--no-s3", action="store_true", help="do not start the S3 endpoint")
+    parser.add_argument("--s3-block-cache", type=parse_size, default=parse_size("256MiB"),
+                        help="memory for recently uploaded large objects, served to GETs from it (large "
+                             "objects bypass the page cache; default: 256MiB; 0 turns it off)")
     parser.add_argument("--no-nvme", action="store_true", help="do not start the NVMe/TCP target")
     parser.add_argument("--tls", action="store_true",
                         help="serve HTTPS with a CA and server certificate generated in <data-dir>/tls")
@@ -123,13 +126,13 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _start_optional(module: str, func: str, *args: Any) -> Any:
+async def _start_optional(module: str, func: str, *args: Any, **kwargs: Any) -> Any:
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:
         log.warning("service not available", extra={"module": module, "error": str(exc)})
         return None
-    return await getattr(mod, func)(*args)
+    return await getattr(mod, func)(*args, **kwargs)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -201,7 +204,8 @@ async def serve(args: argparse.Namespace) -> int:
     s3 = nvmet = None
     try:
         if not args.no_s3:
-            s3 = await _start_optional("vms_mock.s3.service", "start_s3", core, args.host, args.s3_port, tls)
+            s3 = await _start_optional("vms_mock.s3.service", "start_s3", core, args.host, args.s3_port, tls,
+                                       block_cache=args.s3_block_cache)
         if not args.no_nvme:
             nvmet = await _start_optional("vms_mock.nvmet.service", "start_nvmet", core, args.host,
                                           args.nvme_port, args.discovery_port)

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.s3.test_auth import _streaming_request
-from vms_mock.s3 import blocks, store
+from vms_mock.s3 import blocks, http, store
 from vms_mock.s3.store import BucketStore
 
 BLOCK = blocks.BLOCK_SIZE
@@ -39,14 +39,28 @@ def _check_object(s3, key: str, data: bytes) -> None:
     assert tail == data[-5000:]
 
 
+@pytest.fixture
+def block_cache():
+    """The process-wide block cache, restored after the test."""
+    limit = blocks.BLOCKS.limit * blocks.BLOCKS.size
+    yield blocks.BLOCKS
+    blocks.BLOCKS.configure(limit)
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["from_cache", "from_disk"])
 @pytest.mark.parametrize("direct", [True, False], ids=["o_direct", "buffered"])
-def test_large_object_round_trip_and_ranges(s3, make_bytes, monkeypatch, direct):
+def test_large_object_round_trip_and_ranges(s3, make_bytes, monkeypatch, block_cache, direct, cache):
     monkeypatch.setattr(blocks, "DIRECT_IO", direct)
     monkeypatch.setattr(store, "DIRECT_IO", direct)
+    block_cache.configure(64 << 20 if cache else 0)
     data = make_bytes(SIZE, 11)
     r = s3.client().put_object(Bucket="bucket-a", Key="big", Body=data)
     assert r["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    hits, misses = block_cache.hits, block_cache.misses
     _check_object(s3, "big", data)
+    # GETs of more than SMALL_FILE bytes go by blocks (smaller ones are one pread + one send)
+    gets = 1 + sum(1 for first, last in RANGES if last - first + 1 > http.SMALL_FILE)
+    assert (block_cache.hits - hits, block_cache.misses - misses) == ((gets, 0) if cache else (0, gets))
     files = [p for p in (s3.root / "s3" / "bucket-a" / ".s3" / "data").rglob("*") if p.is_file()]
     assert [p.stat().st_size for p in files] == [SIZE]
     assert files[0].read_bytes() == data
@@ -106,3 +120,42 @@ def _wait_for(cond, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def test_block_cache_keeps_recent_uploads_within_its_limit_and_never_reuses_a_pinned_block():
+    cache = blocks.BlockCache(limit=4 * blocks.BLOCK_SIZE)
+
+    def upload(data_id: str, sizes: list[int]) -> list[blocks.Block]:
+        got = []
+        for n in sizes:
+            b = cache.get()
+            b.buf[:n] = bytes([len(got) + 1]) * n
+            b.length = n
+            got.append(b)
+        cache.keep(data_id, got)
+        return got
+
+    full = blocks.BLOCK_SIZE
+    upload("a", [full, 100])
+    assert cache.lookup("a", full - 10, 20) is not None  # spans both blocks
+    assert cache.lookup("a", full, 101) is None  # past the end of what was kept
+    upload("b", [full, full])  # 4 blocks cached: the limit
+    pinned = cache.lookup("a", 0, 5)
+    assert pinned is not None
+    pinned[0][0].pins += 1  # a send in progress from a's first block
+    upload("c", [full, full])  # needs two blocks: the least recently used unpinned ones go
+    assert cache.lookup("a", 0, 5) is not None  # pinned: kept
+    assert cache.lookup("a", full, 10) is None  # a's second block was reused
+    assert cache.lookup("b", 0, 5) is None  # b's first block was reused
+    assert bytes(cache.lookup("c", full, 3)[0][0].buf[:3]) == b"\x02\x02\x02"
+    pinned[0][0].pins -= 1
+    big = [cache.get() for _ in range(6)]  # an upload larger than the whole cache
+    for b in big:
+        b.length = full
+    cache.keep("huge", big)
+    assert cache.lookup("huge", 0, 1) is None  # not cached at all rather than half
+    off = blocks.BlockCache(limit=0)
+    b = off.get()
+    b.length = 10
+    off.keep("x", [b])
+    assert off.lookup("x", 0, 1) is None and off.get() is b  # no cache, but the block is reused

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import unquote_plus
 
-from vms_mock.s3.blocks import BLOCKS, FileRange
+from vms_mock.s3.blocks import BLOCKS, Block, FileRange
 from vms_mock.s3.connection import Connection
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,7 @@ class Response:
     body: bytes = b""
     # A file body: (open file descriptor, offset, count); the fd is closed after sending.
     file: tuple[int, int, int] | None = None
+    cache_key: str | None = None  # the file's data id: its blocks may still be cached (blocks.py)
     head_only: bool = False  # HEAD: Content-Length describes a body that is not sent
 
 
@@ -455,7 +456,11 @@ class HttpServer:
                 return
             writer.write(data)
             if method != "HEAD" and count:
-                await self._send_blocks(writer, FileRange(fd, offset, count))
+                cached = BLOCKS.lookup(resp.cache_key, offset, count) if resp.cache_key else None
+                if cached is not None:
+                    await self._send_cached(writer, cached)
+                else:
+                    await self._send_blocks(writer, FileRange(fd, offset, count))
             await writer.drain()
         finally:
             os.close(fd)
@@ -472,7 +477,8 @@ class HttpServer:
         def read_ahead() -> None:
             nonlocal nxt
             while len(reads) < READ_AHEAD and nxt < len(rng):
-                reads.append(loop.run_in_executor(self.pool, rng.read, nxt, blocks[nxt % len(blocks)]))
+                buf = blocks[nxt % len(blocks)].buf
+                reads.append(loop.run_in_executor(self.pool, rng.read, nxt, buf))
                 nxt += 1
 
         # drain() then returns only once the transport holds nothing of a block (a transport
@@ -493,3 +499,18 @@ class HttpServer:
                 writer.transport.set_write_buffer_limits()
             for block in blocks:
                 BLOCKS.put(block)
+
+    async def _send_cached(self, writer: Connection, slices: list[tuple[Block, int, int]]) -> None:
+        """Send a range from cached blocks (pinned meanwhile, so no upload reuses them)."""
+        for block, _start, _end in slices:
+            block.pins += 1
+        writer.transport.set_write_buffer_limits(high=0)  # as in _send_blocks
+        try:
+            for block, start, end in slices:
+                writer.write(memoryview(block.buf)[start:end])
+                await writer.drain()
+        finally:
+            for block, _start, _end in slices:
+                block.pins -= 1
+            if not writer.transport.is_closing():
+                writer.transport.set_write_buffer_limits()

@@ -104,7 +104,7 @@ class ObjectOps(OpsBase):
             fd = os.open(store.data_path(rec.data_id), os.O_RDONLY)
         except FileNotFoundError:
             raise S3Error("NoSuchKey", Key=ctx.key) from None
-        return Response(status, headers, file=(fd, offset, count))
+        return Response(status, headers, file=(fd, offset, count), cache_key=rec.data_id)
 
     def _delete_one(self, ctx: Ctx, view: BucketView, store: BucketStore, key: str,
                     version_id: str | None) -> dict[str, str]:

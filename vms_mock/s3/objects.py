@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from vms_mock.s3.awschunked import AwsChunkedBody
-from vms_mock.s3.blocks import BLOCKS, DIRECT_MIN
+from vms_mock.s3.blocks import BLOCKS, DIRECT_MIN, Block
 from vms_mock.s3.errors import S3Error
 from vms_mock.s3.http import Body, Request
 from vms_mock.s3.sigv4 import (
@@ -61,34 +63,65 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
 
 
 
-async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExecutor, limit: int) -> None:
-    """Large bodies: block k is hashed (MD5 on one worker; SHA-256, the checksum and the file
-    write on another - hashlib, zlib-ng and os.write release the GIL) while block k+1 arrives
-    straight from the socket into the other block."""
-    loop = asyncio.get_running_loop()
-    blocks = [BLOCKS.get(), BLOCKS.get()]
-    pending: list[asyncio.Future[None]] = []
+PIPELINE_DEPTH = 3  # received blocks waiting for or being hashed/written, per upload
+
+
+async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExecutor,
+                          limit: int) -> list[Block]:
+    """Large bodies, as a pipeline: the loop receives block k+1 straight from the socket while
+    workers hash and write earlier blocks - MD5 on one, SHA-256 + checksum + the O_DIRECT write
+    on the other, each in block order (hashlib, zlib-ng and os.write release the GIL). Returns
+    the filled blocks, in order (the caller caches them); on error they go back to the pool."""
+    filled: list[Block] = []
+    md5_last: asyncio.Future[None] | None = None
+    rest_last: asyncio.Future[None] | None = None
+    inflight: collections.deque[tuple[asyncio.Future[None], asyncio.Future[None]]] = collections.deque()
+    received = 0
+    ok = False
     try:
-        turn = 0
         while True:
-            view = memoryview(blocks[turn])
-            n = await body.readinto(view)
-            for fut in pending:
-                await fut
-            pending = []
+            block = BLOCKS.get()
+            view = memoryview(block.buf)
+            try:
+                n = await body.readinto(view)
+            except BaseException:
+                BLOCKS.put(block)
+                raise
             if n == 0:
+                BLOCKS.put(block)
                 break
-            if writer.size + n > limit:
+            block.length = n
+            filled.append(block)
+            received += n
+            if received > limit:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
-            pending = [loop.run_in_executor(pool, writer.feed_md5, [view[:n]]),
-                       loop.run_in_executor(pool, writer.feed_block, view[:n])]
-            turn ^= 1
-    finally:
-        for fut in pending:
-            with contextlib.suppress(BaseException):
+            md5_last = asyncio.ensure_future(_in_order(md5_last, pool, writer.feed_md5, [view[:n]]))
+            rest_last = asyncio.ensure_future(_in_order(rest_last, pool, writer.feed_block, view[:n]))
+            inflight.append((md5_last, rest_last))
+            while len(inflight) >= PIPELINE_DEPTH:
+                for fut in inflight.popleft():
+                    await fut
+        while inflight:
+            for fut in inflight.popleft():
                 await fut
-        for block in blocks:
-            BLOCKS.put(block)
+        ok = True
+        return filled
+    finally:
+        for pair in inflight:  # an error: let the workers finish with the blocks first
+            for fut in pair:
+                with contextlib.suppress(BaseException):
+                    await fut
+        if not ok:
+            for block in filled:
+                BLOCKS.put(block)
+
+
+async def _in_order(previous: asyncio.Future[None] | None, pool: ThreadPoolExecutor,
+                    fn: Callable[[Any], None], arg: Any) -> None:
+    """Run ``fn(arg)`` on a worker once the previous step of the same chain has finished."""
+    if previous is not None:
+        await previous
+    await asyncio.get_running_loop().run_in_executor(pool, fn, arg)
 
 
 def _checksum_request(req: Request) -> tuple[str | None, str | None, bool]:
@@ -126,6 +159,7 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
     body = payload_body(req, auth)
     writer = ObjectWriter(store, auth.payload_sha256 is not None, algorithm)
     loop = asyncio.get_running_loop()
+    filled: list[Block] = []
     try:
         if length is not None and length < INLINE_LIMIT:
             # Small body: hashed on the loop thread, written by finish() in one go.
@@ -135,7 +169,7 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
                 writer.feed_md5([data])
                 writer.feed_rest([data], hold=True)
         else:
-            await _receive_blocks(body, writer, pool, limit)
+            filled = await _receive_blocks(body, writer, pool, limit)
         if length is not None and writer.size != length:
             raise S3Error("IncompleteBody")
         _verify(writer, auth, content_md5, algorithm, expected_checksum, in_trailer, body)
@@ -144,8 +178,12 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
         else:
             await loop.run_in_executor(pool, writer.finish, True)
     except BaseException:
+        for block in filled:
+            BLOCKS.put(block)
         writer.discard()
         raise
+    if filled:
+        BLOCKS.keep(writer.data_id, filled)  # a GET soon after is served from memory
     echo = {}
     if algorithm and writer.checksum is not None:
         echo[f"x-amz-checksum-{algorithm}"] = base64.b64encode(writer.checksum.digest()).decode()

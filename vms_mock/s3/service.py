@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from vms_mock.s3.app import S3App
+from vms_mock.s3.blocks import BLOCKS
 from vms_mock.s3.directory import S3Directory
 from vms_mock.s3.http import HttpServer
 
@@ -68,7 +69,8 @@ def _ssl_context(tls: Any) -> ssl.SSLContext | None:
 
 async def start_s3(core: Any, host: str, port: int, tls: Any = None,
                    region: str = "us-east-1",
-                   virtual_host_suffixes: tuple[str, ...] = ("localhost",)) -> S3Service:
+                   virtual_host_suffixes: tuple[str, ...] = ("localhost",),
+                   block_cache: int | None = None) -> S3Service:
     """Serve S3 on ``host:port`` (0 picks a free port) for the buckets of ``core``.
 
     ``core`` is the VMS state façade (``vms_mock.core_api``) or any S3Directory. ``tls`` is a
@@ -77,6 +79,8 @@ async def start_s3(core: Any, host: str, port: int, tls: Any = None,
     path style.
     """
     directory = _as_directory(core)
+    if block_cache is not None:
+        BLOCKS.configure(block_cache)
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-io")
     app = S3App(directory, pool, region=region, virtual_host_suffixes=virtual_host_suffixes)
     app.open_existing_buckets()
