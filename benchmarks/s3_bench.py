@@ -5,7 +5,11 @@ Prints a table; it is NOT a test. One run, same client (boto3, default config, k
 object sizes, same disk; one client thread, plus a concurrent 4 KiB case:
 
 * ``vms-mock``  - a real ``vms-mock`` process (temporary data dir); a user, an access key and a
-  bucket view are created through the REST API, then boto3 talks to the S3 port.
+  bucket view are created through the REST API, then boto3 talks to the S3 port. Objects up to
+  64 KiB live in the bucket index; larger ones are files written and read with O_DIRECT, and a
+  GET of a recently uploaded one is served from its cached receive blocks.
+* ``vms nocache`` (16 MiB only) - the same with ``--s3-block-cache 0``: every GET reads the file
+  (O_DIRECT), so its GET figure is the host disk's read speed, which varies run to run here.
 * ``moto``      - ``moto.server.ThreadedMotoServer`` (the common Python stand-in), in-process.
 * ``null srv``  - benchmarks/s3_null_server.py: drops PUT bytes, returns zeros, checks nothing:
   the most any server can reach with this client on this machine (boto3 signs, hashes, parses).
@@ -52,14 +56,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def vms_mock_endpoint(work: Path) -> Iterator[tuple[str, str, str, str]]:
+def vms_mock_endpoint(work: Path, *extra: str) -> Iterator[tuple[str, str, str, str]]:
     """(endpoint, access key, secret, bucket) of a fresh vms-mock process."""
+    work.mkdir(parents=True, exist_ok=True)
     data_dir = work / "vms"
     ready = work / "ready.json"
     exe = Path(sys.executable).with_name("vms-mock")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "vms_mock.cli"]
     cmd += ["--data-dir", str(data_dir), "--host", "127.0.0.1", "--api-port", "0", "--s3-port", "0",
-            "--no-nvme", "--ready-file", str(ready), "--log-level", "warning"]
+            "--no-nvme", "--ready-file", str(ready), "--log-level", "warning", *extra]
     log = (work / "vms-mock.log").open("wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -215,7 +220,8 @@ def main() -> int:
 
     try:
         print(f"work dir {work}; boto3 default config; {rounds} round(s)", file=sys.stderr)
-        with vms_mock_endpoint(work) as vms_ep, moto_endpoint() as moto_ep, null_endpoint() as null_ep:
+        with vms_mock_endpoint(work) as vms_ep, moto_endpoint() as moto_ep, null_endpoint() as null_ep, \
+                vms_mock_endpoint(work / "nocache", "--s3-block-cache", "0") as nocache_ep:
             for r in range(rounds):
                 for case in cases:
                     size, count, threads = case
@@ -223,6 +229,8 @@ def main() -> int:
                     print(label, file=sys.stderr)
                     tag = f"r{r}/{size}/{threads}"
                     keep("vms-mock", case, *bench_s3(vms_ep, size, count, threads, tag))
+                    if size >= MIB:
+                        keep("vms nocache", case, *bench_s3(nocache_ep, size, count, threads, tag))
                     keep("moto", case, *bench_s3(moto_ep, size, count, threads, tag))
                     keep("raw disk", case, *bench_raw(work / "raw" / tag, size, count, threads))
                     keep("null srv", case, *bench_s3(null_ep, size, count, threads, tag))
@@ -230,14 +238,16 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\n{'target':<10} {'size':>7} {'thr':>4} {'count':>6} {'PUT MiB/s':>10} {'PUT ops/s':>10} "
+    print(f"\n{'target':<11} {'size':>7} {'thr':>4} {'count':>6} {'PUT MiB/s':>10} {'PUT ops/s':>10} "
           f"{'GET MiB/s':>10} {'GET ops/s':>10}")
     for case in cases:
         size, count, threads = case
-        for target in ("vms-mock", "moto", "raw disk", "null srv"):
+        for target in ("vms-mock", "vms nocache", "moto", "raw disk", "null srv"):
+            if (target, case) not in best:
+                continue
             put_s, get_s = best[(target, case)]
             mib = size * count / MIB
-            print(f"{target:<10} {fmt_size(size):>7} {threads:>4} {count:>6} {mib / put_s:>10.1f} "
+            print(f"{target:<11} {fmt_size(size):>7} {threads:>4} {count:>6} {mib / put_s:>10.1f} "
                   f"{count / put_s:>10.1f} {mib / get_s:>10.1f} {count / get_s:>10.1f}")
     print()
     for case in cases:
@@ -250,6 +260,8 @@ def main() -> int:
         if size >= MIB:
             line += f";  vs raw disk  PUT {100 * r_put / v_put:.0f} %  GET {100 * r_get / v_get:.0f} % " \
                     "(target >= 50 %)"
+            n_put, n_get = best[("vms nocache", case)]
+            line += f"\n    block cache off: vs moto  PUT x{m_put / n_put:.2f}  GET x{m_get / n_get:.2f}"
         print(line)
     load = os.getloadavg()
     print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
