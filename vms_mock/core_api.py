@@ -54,6 +54,9 @@ class AccessKeyRecord:
     user_name: str
     tenant_id: int
     enabled: bool
+    s3_superuser: bool = False
+    allow_create_bucket: bool = False
+    allow_delete_bucket: bool = False
 
     def __repr__(self) -> str:  # never show the secret
         return (f"AccessKeyRecord(access_key={self.access_key!r}, user_id={self.user_id}, "
@@ -136,7 +139,9 @@ class StorageCore:
         return AccessKeyRecord(
             access_key=row["access_key"], secret_key=row["secret"], user_id=int(user["id"]),
             user_name=user["name"], tenant_id=int(user["tenant_id"]),
-            enabled=row["status"] == "enabled",
+            enabled=row["status"] == "enabled", s3_superuser=bool(user.get("s3_superuser")),
+            allow_create_bucket=bool(user.get("allow_create_bucket")),
+            allow_delete_bucket=bool(user.get("allow_delete_bucket")),
         )
 
     def get_bucket_view(self, bucket: str) -> BucketView | None:

@@ -208,6 +208,22 @@ def test_prefix_scoped_policy_and_policy_change_takes_effect_at_once(s3):
     assert code(e) == "AccessDenied"
 
 
+def test_s3_superuser_stays_in_its_tenant_and_under_explicit_denies(s3):
+    root = s3.add_user(8, "root", s3_superuser=True)
+    outsider = s3.add_user(9, "root2", tenant_id=2, s3_superuser=True)
+    s3.client().put_object(Bucket="bucket-a", Key="alice/1", Body=b"a")
+    c = s3.client(root)
+    assert c.get_object(Bucket="bucket-a", Key="alice/1")["Body"].read() == b"a"
+    s3.directory.set_policies(8, [policy(
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket-a/alice/*"})])
+    with pytest.raises(ClientError) as e:
+        c.get_object(Bucket="bucket-a", Key="alice/1")
+    assert code(e) == "AccessDenied"
+    with pytest.raises(ClientError) as e:
+        s3.client(outsider).get_object(Bucket="bucket-a", Key="alice/1")
+    assert code(e) in ("AccessDenied", "NoSuchBucket")
+
+
 def test_other_tenant_never_reaches_a_bucket(s3):
     mallory = s3.add_user(7, "alice", tenant_id=2)  # same user name, other tenant
     s3.directory.set_policies(7, [policy({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})])

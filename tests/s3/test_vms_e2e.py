@@ -148,3 +148,21 @@ def test_capacity_count_is_recounted_after_kill9(vms_server):
     vms.stop()  # a clean stop writes the count out
     vms.start()
     assert in_use() == baseline + 29_000
+
+
+def test_s3_superuser_reaches_every_bucket_of_its_tenant_until_the_flag_is_cleared(vms_server):
+    vms = vms_server
+    _owner_id, owner_keys = _user(vms, "e2e-frank")
+    _bucket_view(vms, "e2e-franks", "e2e-frank")
+    _client(vms, owner_keys).put_object(Bucket="e2e-franks", Key="f", Body=b"frank's")
+    super_id, super_keys = _user(vms, "e2e-root", s3_superuser=True)
+    su = _client(vms, super_keys)
+    assert su.get_object(Bucket="e2e-franks", Key="f")["Body"].read() == b"frank's"
+    su.put_object(Bucket="e2e-franks", Key="by-root", Body=b"r")
+    assert {o["Key"] for o in su.list_objects_v2(Bucket="e2e-franks")["Contents"]} == {"f", "by-root"}
+    assert "e2e-franks" in {b["Name"] for b in su.list_buckets()["Buckets"]}
+    _ok(vms.api("PATCH", f"users/{super_id}/", json={"s3_superuser": False}))
+    with pytest.raises(ClientError) as e:
+        su.get_object(Bucket="e2e-franks", Key="f")
+    assert code(e) == "AccessDenied"
+    assert "e2e-franks" not in {b["Name"] for b in su.list_buckets()["Buckets"]}

@@ -55,7 +55,9 @@ class CoreApiDirectory:
             return None
         return AccessKeyRecord(access_key=rec.access_key, secret_key=rec.secret_key,
                                user_id=rec.user_id, user_name=rec.user_name,
-                               tenant_id=rec.tenant_id, enabled=rec.enabled)
+                               tenant_id=rec.tenant_id, enabled=rec.enabled,
+                               s3_superuser=rec.s3_superuser, allow_create_bucket=rec.allow_create_bucket,
+                               allow_delete_bucket=rec.allow_delete_bucket)
 
     @staticmethod
     def _view(v: Any) -> BucketView:

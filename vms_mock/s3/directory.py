@@ -30,6 +30,7 @@ class AccessKeyRecord:
     enabled: bool = True
     allow_create_bucket: bool = False
     allow_delete_bucket: bool = False
+    s3_superuser: bool = False  # the user's VMS flag: every bucket of its tenant, all actions
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Per-principal authorization: bucket ownership plus IAM-style identity policies.
 
 Decision order (as in AWS IAM, for one account): an explicit Deny in any attached policy wins;
-then the bucket owner (the view's ``bucket_owner``, in the view's tenant) is allowed everything;
+then the bucket owner (the view's ``bucket_owner``, in the view's tenant) and a user with the VMS
+``s3_superuser`` flag (any bucket of its tenant) are allowed everything;
 then an Allow in an attached policy; otherwise the request is denied.
 
 Supported policy grammar: ``Statement`` (object or list) with ``Effect``, ``Action`` /
@@ -110,4 +111,6 @@ def is_allowed(principal: AccessKeyRecord, policies: list[str], view: BucketView
         return False  # identities never cross tenants
     if view is not None and is_owner(principal, view):
         return True
+    if principal.s3_superuser:
+        return True  # every bucket of its tenant (an explicit Deny above still wins)
     return decision is True
