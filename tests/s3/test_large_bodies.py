@@ -159,3 +159,17 @@ def test_block_cache_keeps_recent_uploads_within_its_limit_and_never_reuses_a_pi
     b.length = 10
     off.keep("x", [b])
     assert off.lookup("x", 0, 1) is None and off.get() is b  # no cache, but the block is reused
+
+
+def test_large_http_chunked_upload(s3, make_bytes):
+    """Transfer-Encoding: chunked (no Content-Length) through a presigned URL takes the block path."""
+    import requests
+
+    c = s3.client()
+    data = make_bytes(SIZE, 14)
+    url = c.generate_presigned_url("put_object", Params={"Bucket": "bucket-a", "Key": "te-chunked"})
+    pieces = (data[i:i + 300_000] for i in range(0, len(data), 300_000))
+    r = requests.put(url, data=pieces, timeout=30)  # a generator: requests sends it chunked
+    assert r.status_code == 200, r.text
+    assert r.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    _check_object(s3, "te-chunked", data)
