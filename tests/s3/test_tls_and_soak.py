@@ -45,6 +45,32 @@ def test_https_put_get_with_trailer_checksums(s3, tls_endpoint, make_bytes):
     assert c.get_object(Bucket="bucket-a", Key="tls.bin", Range="bytes=5-9")["Body"].read() == data[5:10]
 
 
+def test_https_large_body_straight_into_blocks_and_read_back_from_disk(s3, tls_endpoint, make_bytes):
+    """A plain Content-Length body over TLS lands in the receive blocks directly (the SSL
+    transport feeds the buffered protocol); with the block cache off the GET reads the file."""
+    import requests
+
+    from vms_mock.s3 import blocks
+
+    url, ca = tls_endpoint
+    c = boto3.client("s3", endpoint_url=url, region_name="us-east-1", verify=ca,
+                     aws_access_key_id=s3.owner.access_key, aws_secret_access_key=s3.owner.secret_key,
+                     config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
+                                   signature_version="s3v4"))
+    data = make_bytes((5 << 20) + 123, 12)
+    put_url = c.generate_presigned_url("put_object", Params={"Bucket": "bucket-a", "Key": "tls-big"})
+    r = requests.put(put_url, data=data, verify=ca, timeout=30)
+    assert r.status_code == 200 and r.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"', r.text
+    limit = blocks.BLOCKS.limit * blocks.BLOCKS.size
+    blocks.BLOCKS.configure(0)
+    try:
+        assert c.get_object(Bucket="bucket-a", Key="tls-big")["Body"].read() == data
+        part = c.get_object(Bucket="bucket-a", Key="tls-big", Range="bytes=1000-3000999")["Body"].read()
+        assert part == data[1000:3001000]
+    finally:
+        blocks.BLOCKS.configure(limit)
+
+
 def test_https_rejects_a_wrong_trailer_checksum(s3, tls_endpoint):
     url, ca = tls_endpoint
     c = boto3.client("s3", endpoint_url=url, region_name="us-east-1", verify=ca,

@@ -46,7 +46,9 @@ class Connection(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         target = self._target
-        if target is not None and not self._buf:
+        # Never hand out an empty buffer: transports read a 0-byte fill as end of stream (a full
+        # target waits for its reader to run; bytes arriving meanwhile go to the buffer).
+        if target is not None and not self._buf and self._target_got < len(target):
             self._direct = True
             return target[self._target_got:]
         self._direct = False
@@ -68,7 +70,8 @@ class Connection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
-        return True  # keep the transport open: the response may still be written
+        # Keep a TCP transport open (the response may still be written); TLS ignores the answer.
+        return self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True

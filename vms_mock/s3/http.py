@@ -482,8 +482,9 @@ class HttpServer:
                 nxt += 1
 
         # drain() then returns only once the transport holds nothing of a block (a transport
-        # may keep a reference instead of a copy), so the block can be refilled.
-        writer.transport.set_write_buffer_limits(high=0)
+        # may keep a reference instead of a copy), so the block can be refilled. (high=1, not 0:
+        # the SSL transport pauses at size >= high, so 0 would pause it for good.)
+        writer.transport.set_write_buffer_limits(high=1, low=0)
         try:
             read_ahead()
             while reads:
@@ -504,7 +505,7 @@ class HttpServer:
         """Send a range from cached blocks (pinned meanwhile, so no upload reuses them)."""
         for block, _start, _end in slices:
             block.pins += 1
-        writer.transport.set_write_buffer_limits(high=0)  # as in _send_blocks
+        writer.transport.set_write_buffer_limits(high=1, low=0)  # as in _send_blocks
         try:
             for block, start, end in slices:
                 writer.write(memoryview(block.buf)[start:end])
