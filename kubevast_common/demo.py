@@ -250,11 +250,19 @@ def cosi_flow(demo: Demo, client: Any) -> None:
         for i in range(3):
             s3.put_object(Bucket=bucket_id, Key=f"demo/object-{i}.bin", Body=body,
                           ContentType="application/octet-stream")
+        big = os.urandom(16 << 20)
+        started = time.monotonic()
+        s3.put_object(Bucket=bucket_id, Key="demo/big.bin", Body=big)
+        put_s = time.monotonic() - started
         listed = s3.list_objects_v2(Bucket=bucket_id, Prefix="demo/")
         got = s3.get_object(Bucket=bucket_id, Key="demo/object-1.bin")["Body"].read()
         assert got == body, "object read back differs"
+        started = time.monotonic()
+        assert s3.get_object(Bucket=bucket_id, Key="demo/big.bin")["Body"].read() == big, "16 MiB differs"
+        get_s = time.monotonic() - started
         keys = [o["Key"] for o in listed.get("Contents", [])]
-        return f"PUT 3 x 256 KiB, LIST {keys}, GET verified ({len(got)} bytes)"
+        return (f"PUT 3 x 256 KiB + 16 MiB ({16 / put_s:.0f} MiB/s), LIST {keys}, GET verified "
+                f"({len(got)} bytes; 16 MiB at {16 / get_s:.0f} MiB/s)")
 
     p.step("boto3 with the granted key: put, list, get", objects)
 
@@ -270,7 +278,7 @@ def cosi_flow(demo: Demo, client: Any) -> None:
     p.step("DriverDeleteBucket while the bucket still holds objects", delete_nonempty)
 
     def empty() -> str:
-        keys = [{"Key": f"demo/object-{i}.bin"} for i in range(3)]
+        keys = [{"Key": f"demo/object-{i}.bin"} for i in range(3)] + [{"Key": "demo/big.bin"}]
         resp = s3.delete_objects(Bucket=bucket_id, Delete={"Objects": keys})
         return f"deleted {len(resp.get('Deleted', []))} objects"
 
