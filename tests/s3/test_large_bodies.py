@@ -173,3 +173,34 @@ def test_large_http_chunked_upload(s3, make_bytes):
     assert r.status_code == 200, r.text
     assert r.headers["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
     _check_object(s3, "te-chunked", data)
+
+
+def test_a_write_failing_mid_upload_leaves_nothing_and_the_next_upload_works(s3, make_bytes, monkeypatch):
+    """A worker error in the hashing/writing pipeline (the disk filling up, say) ends the upload
+    with a server error; no temp file or data file stays, and the pipeline's blocks are reusable."""
+    import errno
+
+    from botocore.exceptions import ClientError
+
+    original = store.ObjectWriter.feed_block
+
+    def failing(self, block):
+        if self.size >= BLOCK:  # the second block of every upload (the client retries)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, block)
+
+    monkeypatch.setattr(store.ObjectWriter, "feed_block", failing)
+    c = s3.client()
+    data = make_bytes(SIZE, 15)
+    with pytest.raises(ClientError) as e:
+        c.put_object(Bucket="bucket-a", Key="fails", Body=data)
+    assert e.value.response["Error"]["Code"] == "InsufficientCapacity"  # 507, as capacity runs out
+    base = s3.root / "s3" / "bucket-a" / ".s3"
+    _wait_for(lambda: not list((base / "tmp").iterdir()))
+    assert list((base / "tmp").iterdir()) == []
+    assert [p for p in (base / "data").rglob("*") if p.is_file()] == []
+    monkeypatch.setattr(store.ObjectWriter, "feed_block", original)
+    c.put_object(Bucket="bucket-a", Key="works", Body=data)
+    assert c.get_object(Bucket="bucket-a", Key="works")["Body"].read() == data
+    with pytest.raises(ClientError):
+        c.head_object(Bucket="bucket-a", Key="fails")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import collections
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from vms_mock.s3.awschunked import AwsChunkedBody
 from vms_mock.s3.blocks import BLOCKS, DIRECT_MIN, Block
@@ -69,6 +68,51 @@ def payload_body(req: Request, auth: AuthResult) -> Body:
 PIPELINE_DEPTH = 8
 
 
+class _Chain:
+    """Runs ``fn`` over blocks on a worker, in order, one step at a time; the blocks that arrive
+    while a step runs go together into the next step (one worker hand-off per batch, not per
+    block, when the stage lags - MD5 does)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, fn: Callable[[memoryview], None],
+                 progress: asyncio.Event) -> None:
+        self.pool = pool
+        self.fn = fn
+        self.progress = progress
+        self.waiting: list[memoryview] = []
+        self.running: asyncio.Future[int] | None = None
+        self.done = 0  # blocks processed
+        self.error: BaseException | None = None
+
+    def add(self, view: memoryview) -> None:
+        self.waiting.append(view)
+        if self.running is None and self.error is None:
+            self._start()
+
+    def _start(self) -> None:
+        batch, self.waiting = self.waiting, []
+        self.running = asyncio.get_running_loop().run_in_executor(self.pool, self._run, batch)
+        self.running.add_done_callback(self._finished)
+
+    def _run(self, batch: list[memoryview]) -> int:
+        for view in batch:
+            self.fn(view)
+        return len(batch)
+
+    def _finished(self, fut: asyncio.Future[int]) -> None:
+        self.running = None
+        if fut.cancelled() or fut.exception() is not None:
+            self.error = fut.exception() or asyncio.CancelledError()
+        else:
+            self.done += fut.result()
+            if self.waiting:
+                self._start()
+        self.progress.set()
+
+    @property
+    def idle(self) -> bool:
+        return self.running is None and (not self.waiting or self.error is not None)
+
+
 async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExecutor,
                           limit: int) -> list[Block]:
     """Large bodies, as a pipeline: the loop receives block k+1 straight from the socket while
@@ -76,9 +120,18 @@ async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExec
     on the other, each in block order (hashlib, zlib-ng and os.write release the GIL). Returns
     the filled blocks, in order (the caller caches them); on error they go back to the pool."""
     filled: list[Block] = []
-    md5_last: asyncio.Future[None] | None = None
-    rest_last: asyncio.Future[None] | None = None
-    inflight: collections.deque[tuple[asyncio.Future[None], asyncio.Future[None]]] = collections.deque()
+    progress = asyncio.Event()
+    chains = (_Chain(pool, lambda v: writer.feed_md5([v]), progress),
+              _Chain(pool, writer.feed_block, progress))
+
+    async def wait_until(cond: Callable[[], bool]) -> None:
+        while not cond():
+            progress.clear()
+            await progress.wait()
+        for chain in chains:
+            if chain.error is not None:
+                raise chain.error
+
     received = 0
     ok = False
     try:
@@ -98,33 +151,21 @@ async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExec
             received += n
             if received > limit:
                 raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
-            md5_last = asyncio.ensure_future(_in_order(md5_last, pool, writer.feed_md5, [view[:n]]))
-            rest_last = asyncio.ensure_future(_in_order(rest_last, pool, writer.feed_block, view[:n]))
-            inflight.append((md5_last, rest_last))
-            while len(inflight) >= PIPELINE_DEPTH:
-                for fut in inflight.popleft():
-                    await fut
-        while inflight:
-            for fut in inflight.popleft():
-                await fut
+            for chain in chains:
+                chain.add(view[:n])
+            await wait_until(lambda: any(c.error for c in chains) or
+                             len(filled) - min(c.done for c in chains) < PIPELINE_DEPTH)
+        await wait_until(lambda: all(c.idle for c in chains))
         ok = True
         return filled
     finally:
-        for pair in inflight:  # an error: let the workers finish with the blocks first
-            for fut in pair:
-                with contextlib.suppress(BaseException):
-                    await fut
         if not ok:
+            for chain in chains:
+                chain.waiting = []
+            with contextlib.suppress(BaseException):  # let the workers finish with the blocks first
+                await wait_until(lambda: all(c.running is None for c in chains))
             for block in filled:
                 BLOCKS.put(block)
-
-
-async def _in_order(previous: asyncio.Future[None] | None, pool: ThreadPoolExecutor,
-                    fn: Callable[[Any], None], arg: Any) -> None:
-    """Run ``fn(arg)`` on a worker once the previous step of the same chain has finished."""
-    if previous is not None:
-        await previous
-    await asyncio.get_running_loop().run_in_executor(pool, fn, arg)
 
 
 def _checksum_request(req: Request) -> tuple[str | None, str | None, bool]:
@@ -180,6 +221,13 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
             pass
         else:
             await loop.run_in_executor(pool, writer.finish, True)
+    except OSError as exc:
+        for block in filled:
+            BLOCKS.put(block)
+        writer.discard()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the data dir's file system is full
+            raise S3Error("InsufficientCapacity") from exc
+        raise
     except BaseException:
         for block in filled:
             BLOCKS.put(block)
