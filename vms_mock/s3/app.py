@@ -32,12 +32,13 @@ from vms_mock.s3.ops_base import (
 )
 from vms_mock.s3.sigv4 import verify_request
 from vms_mock.s3.store import StoreRegistry
+from vms_mock.s3.tagging_ops import TaggingOps
 from vms_mock.s3.xmlio import el
 
 log = logging.getLogger(__name__)
 
 
-class S3App(BucketOps, ObjectOps, MultipartOps):
+class S3App(BucketOps, ObjectOps, MultipartOps, TaggingOps):
     """Routes a request to its operation; the operations live in the *_ops mixins."""
 
     def __init__(self, directory: S3Directory, pool: ThreadPoolExecutor, region: str = "us-east-1",
@@ -153,10 +154,13 @@ class S3App(BucketOps, ObjectOps, MultipartOps):
             if "retention" in q:
                 ctx.op = "PutObjectRetention"
                 return await self.put_retention(ctx, view)
+            if "tagging" in q:
+                ctx.op = "PutObjectTagging"
+                return await self.put_tagging(ctx, view)
             if "x-amz-copy-source" in ctx.req.headers:
                 ctx.op = "CopyObject"
                 return await self.copy_object(ctx, view)
-            self._no_subresource(ctx, ("tagging", "acl", "legal-hold"))
+            self._no_subresource(ctx, ("acl", "legal-hold"))
             ctx.op = "PutObject"
             return await self.put_object(ctx, view)
         if m in ("GET", "HEAD"):
@@ -166,18 +170,23 @@ class S3App(BucketOps, ObjectOps, MultipartOps):
             if "retention" in q and m == "GET":
                 ctx.op = "GetObjectRetention"
                 return self.get_retention(ctx, view)
+            if "tagging" in q and m == "GET":
+                ctx.op = "GetObjectTagging"
+                return self.get_tagging(ctx, view)
             if "acl" in q and m == "GET":
                 ctx.op = "GetObjectAcl"
                 self._authorize(ctx, view, "s3:GetObjectAcl", ctx.key)
                 return self._acl(ctx)
-            self._no_subresource(ctx, ("tagging", "legal-hold", "attributes", "torrent"))
+            self._no_subresource(ctx, ("legal-hold", "attributes", "torrent"))
             ctx.op = "GetObject" if m == "GET" else "HeadObject"
             return self.get_object(ctx, view, head=m == "HEAD")
         if m == "DELETE":
             if "uploadId" in q:
                 ctx.op = "AbortMultipartUpload"
                 return self.abort_upload(ctx, view)
-            self._no_subresource(ctx, ("tagging",))
+            if "tagging" in q:
+                ctx.op = "DeleteObjectTagging"
+                return self.delete_tagging(ctx, view)
             ctx.op = "DeleteObject"
             return self.delete_object(ctx, view)
         if m == "POST":

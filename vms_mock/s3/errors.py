@@ -43,8 +43,10 @@ _CODES: dict[str, tuple[int, str]] = {
                          "entity tag."),
     "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered "
                               "by part number."),
+    "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
+    "InvalidTag": (400, "The tag provided was not a valid tag."),
     "KeyTooLongError": (400, "Your key is too long"),
     "MalformedXML": (400, "The XML you provided was not well-formed or did not validate against "
                           "our published schema"),

@@ -31,6 +31,8 @@ class MultipartOps(OpsBase):
         assert ctx.key is not None
         self._authorize(ctx, view, "s3:PutObject", ctx.key)
         content_type, meta = self._content_meta(ctx)
+        if "tags" in meta:
+            self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
         lock_mode, retain_until = self._retention_for_new(ctx, view)
         upload_id = self._store(view).create_upload(ctx.key, content_type, meta, lock_mode, retain_until)
         return self._xml(xmlio.doc("InitiateMultipartUploadResult", el("Bucket", view.bucket) +
@@ -126,6 +128,7 @@ class MultipartOps(OpsBase):
         sources = []
         digests = b""
         total = 0
+        sizes = []
         for i, (num, etag) in enumerate(wanted):
             part = have.get(num)
             if part is None or part.etag != etag:
@@ -136,6 +139,7 @@ class MultipartOps(OpsBase):
             sources.append((str(store.data_path(part.data_id)), 0, part.size))
             digests += bytes.fromhex(part.etag)
             total += part.size
+            sizes.append(part.size)
         etag = f"{hashlib.md5(digests).hexdigest()}-{len(wanted)}"
         writer = objects.ObjectWriter(store, False, None)
         loop = asyncio.get_running_loop()
@@ -143,7 +147,7 @@ class MultipartOps(OpsBase):
             await loop.run_in_executor(self.pool, objects.copy_into, writer, sources)
             version_id = new_id() if self._versioned(view) else NULL_VERSION
             rec = ObjectRecord(key=ctx.key, version_id=version_id, size=total, etag=etag,
-                               content_type=upload.content_type, meta=upload.meta,
+                               content_type=upload.content_type, meta={**upload.meta, "parts": sizes},
                                last_modified=time.time(), data_id=writer.data_id,
                                lock_mode=upload.lock_mode, retain_until=upload.retain_until)
             writer.publish()

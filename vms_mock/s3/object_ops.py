@@ -22,6 +22,7 @@ from vms_mock.s3.ops_base import (
     quote_etag,
 )
 from vms_mock.s3.store import NULL_VERSION, BucketStore, ObjectRecord, new_id
+from vms_mock.s3.tags import tags_from_header
 from vms_mock.s3.xmlio import el, http_date, iso8601
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class ObjectOps(OpsBase):
         assert ctx.key is not None and ctx.auth is not None
         self._authorize(ctx, view, "s3:PutObject", ctx.key)
         content_type, meta = self._content_meta(ctx)
+        if "tags" in meta:
+            self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
         lock_mode, retain_until = self._retention_for_new(ctx, view)
         store = self._store(view)
         self._preflight_space(view, store, objects.declared_length(ctx.req), ctx.key)
@@ -70,6 +73,8 @@ class ObjectOps(OpsBase):
             headers["x-amz-object-lock-retain-until-date"] = iso8601(rec.retain_until)
         if "-" in rec.etag:
             headers["x-amz-mp-parts-count"] = rec.etag.rsplit("-", 1)[1]
+        if rec.meta.get("tags"):
+            headers["x-amz-tagging-count"] = str(len(rec.meta["tags"]))
         return headers
 
     def get_object(self, ctx: Ctx, view: BucketView, head: bool) -> Response:
@@ -87,7 +92,14 @@ class ObjectOps(OpsBase):
                 headers[header] = q[param]
         offset, count, status = 0, rec.size, 200
         rng = ctx.req.headers.get("range")
-        if rng:
+        if "partNumber" in q:
+            if rng:
+                raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber "
+                              "query parameter")
+            offset, count, status = self._part_range(q["partNumber"], rec)
+            if status == 206:
+                headers["content-range"] = f"bytes {offset}-{offset + count - 1}/{rec.size}"
+        elif rng:
             parsed = parse_range(rng, rec.size)
             if parsed is not None:
                 offset, count = parsed
@@ -105,6 +117,23 @@ class ObjectOps(OpsBase):
         except FileNotFoundError:
             raise S3Error("NoSuchKey", Key=ctx.key) from None
         return Response(status, headers, file=(fd, offset, count), cache_key=rec.data_id)
+
+    @staticmethod
+    def _part_range(text: str, rec: ObjectRecord) -> tuple[int, int, int]:
+        """(offset, count, status) of GET ?partNumber=N: the part of a multipart object (206);
+        part 1 of any other object is all of it (200)."""
+        if not text.isdigit() or not 1 <= int(text) <= 10000:
+            raise S3Error("InvalidArgument", "Part number must be an integer between 1 and 10000, "
+                          "inclusive", ArgumentName="partNumber", ArgumentValue=text)
+        number = int(text)
+        sizes = rec.meta.get("parts")
+        if not sizes:
+            if number != 1:
+                raise S3Error("InvalidPartNumber")
+            return 0, rec.size, 200
+        if number > len(sizes):
+            raise S3Error("InvalidPartNumber")
+        return sum(sizes[:number - 1]), sizes[number - 1], 206
 
     def _delete_one(self, ctx: Ctx, view: BucketView, store: BucketStore, key: str,
                     version_id: str | None) -> dict[str, str]:
@@ -197,6 +226,16 @@ class ObjectOps(OpsBase):
                               "storage class, website redirect location or encryption attributes.")
         else:
             content_type, meta = self._content_meta(ctx)
+        tagging = ctx.req.headers.get("x-amz-tagging-directive", "COPY").upper()
+        if tagging not in ("COPY", "REPLACE"):
+            raise S3Error("InvalidArgument", "Unknown tagging directive.",
+                          ArgumentName="x-amz-tagging-directive")
+        tags = src.meta.get("tags", {}) if tagging == "COPY" else tags_from_header(
+            ctx.req.headers.get("x-amz-tagging"))
+        meta = {k: v for k, v in meta.items() if k not in ("tags", "parts")}  # the copy is one part
+        if tags:
+            self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
+            meta["tags"] = tags
         lock_mode, retain_until = self._retention_for_new(ctx, view)
         store = self._store(view)
         self._preflight_space(view, store, src.size, ctx.key)

@@ -27,6 +27,7 @@ from vms_mock.s3.errors import S3Error
 from vms_mock.s3.http import Request, Response
 from vms_mock.s3.sigv4 import AuthResult
 from vms_mock.s3.store import NULL_VERSION, BucketStore, ObjectRecord, StoreRegistry
+from vms_mock.s3.tags import tags_from_header
 from vms_mock.s3.xmlio import el
 
 log = logging.getLogger(__name__)
@@ -229,7 +230,11 @@ class OpsBase:
                 stored["content-encoding"] = ",".join(encodings)
             else:
                 del stored["content-encoding"]
-        return h.get("content-type") or "binary/octet-stream", {"user": user, "headers": stored}
+        meta: dict[str, Any] = {"user": user, "headers": stored}
+        tags = tags_from_header(h.get("x-amz-tagging"))
+        if tags:
+            meta["tags"] = tags
+        return h.get("content-type") or "binary/octet-stream", meta
 
     def _retention_for_new(self, ctx: Ctx, view: BucketView) -> tuple[str | None, float | None]:
         h = ctx.req.headers

@@ -535,6 +535,11 @@ class BucketStore:
             self._add_usage(db, -row["size"])
         return ObjectRecord.from_row(row), -row["size"]
 
+    def set_meta(self, key: str, version_id: str, meta: dict[str, Any]) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE objects SET meta = ? WHERE key = ? AND version_id = ?",
+                       (json.dumps(meta), key, version_id))
+
     def put_retention(self, key: str, version_id: str, mode: str | None, until: float | None) -> None:
         with self.tx() as db:
             db.execute("UPDATE objects SET lock_mode = ?, retain_until = ? WHERE key = ? AND"
