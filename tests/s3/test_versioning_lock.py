@@ -93,3 +93,28 @@ def test_lock_headers_on_a_bucket_without_lock_are_refused(s3):
     with pytest.raises(ClientError) as e:
         s3.client().get_object_lock_configuration(Bucket="bucket-a")
     assert code(e) == "ObjectLockConfigurationNotFoundError"
+
+
+def test_legal_hold_blocks_deletion_until_released(s3):
+    s3.directory.add_view("held", bucket_owner="alice", s3_locks=True)
+    c = s3.client()
+    vid = c.put_object(Bucket="held", Key="h", Body=b"x", ObjectLockLegalHoldStatus="ON")["VersionId"]
+    assert c.head_object(Bucket="held", Key="h")["ObjectLockLegalHoldStatus"] == "ON"
+    assert c.get_object_legal_hold(Bucket="held", Key="h")["LegalHold"]["Status"] == "ON"
+    for kwargs in ({}, {"BypassGovernanceRetention": True}):  # no bypass for a legal hold
+        with pytest.raises(ClientError) as e:
+            c.delete_object(Bucket="held", Key="h", VersionId=vid, **kwargs)
+        assert code(e) == "AccessDenied"
+    c.put_object_legal_hold(Bucket="held", Key="h", VersionId=vid, LegalHold={"Status": "OFF"})
+    assert c.get_object_legal_hold(Bucket="held", Key="h", VersionId=vid)["LegalHold"]["Status"] == "OFF"
+    c.delete_object(Bucket="held", Key="h", VersionId=vid)
+    with pytest.raises(ClientError) as e:
+        c.get_object(Bucket="held", Key="h", VersionId=vid)
+    assert code(e) == "NoSuchVersion"
+    c.put_object(Bucket="held", Key="later", Body=b"y")
+    with pytest.raises(ClientError) as e:
+        c.get_object_legal_hold(Bucket="held", Key="later")  # never set
+    assert code(e) == "NoSuchObjectLockConfiguration"
+    with pytest.raises(ClientError) as e:
+        c.put_object_legal_hold(Bucket="bucket-a", Key="x", LegalHold={"Status": "ON"})
+    assert code(e) == "InvalidRequest"  # a bucket without object lock

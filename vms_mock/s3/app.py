@@ -157,10 +157,13 @@ class S3App(BucketOps, ObjectOps, MultipartOps, TaggingOps):
             if "tagging" in q:
                 ctx.op = "PutObjectTagging"
                 return await self.put_tagging(ctx, view)
+            if "legal-hold" in q:
+                ctx.op = "PutObjectLegalHold"
+                return await self.put_legal_hold(ctx, view)
             if "x-amz-copy-source" in ctx.req.headers:
                 ctx.op = "CopyObject"
                 return await self.copy_object(ctx, view)
-            self._no_subresource(ctx, ("acl", "legal-hold"))
+            self._no_subresource(ctx, ("acl",))
             ctx.op = "PutObject"
             return await self.put_object(ctx, view)
         if m in ("GET", "HEAD"):
@@ -173,11 +176,14 @@ class S3App(BucketOps, ObjectOps, MultipartOps, TaggingOps):
             if "tagging" in q and m == "GET":
                 ctx.op = "GetObjectTagging"
                 return self.get_tagging(ctx, view)
+            if "legal-hold" in q and m == "GET":
+                ctx.op = "GetObjectLegalHold"
+                return self.get_legal_hold(ctx, view)
             if "acl" in q and m == "GET":
                 ctx.op = "GetObjectAcl"
                 self._authorize(ctx, view, "s3:GetObjectAcl", ctx.key)
                 return self._acl(ctx)
-            self._no_subresource(ctx, ("legal-hold", "attributes", "torrent"))
+            self._no_subresource(ctx, ("attributes", "torrent"))
             ctx.op = "GetObject" if m == "GET" else "HeadObject"
             return self.get_object(ctx, view, head=m == "HEAD")
         if m == "DELETE":

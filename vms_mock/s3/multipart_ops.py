@@ -34,6 +34,8 @@ class MultipartOps(OpsBase):
         if "tags" in meta:
             self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
         lock_mode, retain_until = self._retention_for_new(ctx, view)
+        if hold := self._legal_hold_for_new(ctx, view):
+            meta["legal_hold"] = hold
         upload_id = self._store(view).create_upload(ctx.key, content_type, meta, lock_mode, retain_until)
         return self._xml(xmlio.doc("InitiateMultipartUploadResult", el("Bucket", view.bucket) +
                                    el("Key", ctx.key) + el("UploadId", upload_id)))

@@ -36,6 +36,8 @@ class ObjectOps(OpsBase):
         if "tags" in meta:
             self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
         lock_mode, retain_until = self._retention_for_new(ctx, view)
+        if hold := self._legal_hold_for_new(ctx, view):
+            meta["legal_hold"] = hold
         store = self._store(view)
         self._preflight_space(view, store, objects.declared_length(ctx.req), ctx.key)
         writer, echo = await objects.receive(ctx.req, ctx.auth, store, self.pool, inline=True)
@@ -75,6 +77,8 @@ class ObjectOps(OpsBase):
             headers["x-amz-mp-parts-count"] = rec.etag.rsplit("-", 1)[1]
         if rec.meta.get("tags"):
             headers["x-amz-tagging-count"] = str(len(rec.meta["tags"]))
+        if rec.meta.get("legal_hold"):
+            headers["x-amz-object-lock-legal-hold"] = rec.meta["legal_hold"]
         return headers
 
     def get_object(self, ctx: Ctx, view: BucketView, head: bool) -> Response:
@@ -157,7 +161,7 @@ class ObjectOps(OpsBase):
                 raise S3Error("InvalidArgument", "Invalid version id specified",
                               ArgumentName="versionId", ArgumentValue=version_id)
             return {"x-amz-version-id": version_id}
-        self._check_retention(ctx, view, rec)
+        self._check_deletable(ctx, view, rec)
         self._delete_version(store, rec)
         headers = {"x-amz-version-id": version_id}
         if rec.is_delete_marker:
@@ -280,6 +284,31 @@ class ObjectOps(OpsBase):
             raise S3Error("NoSuchObjectLockConfiguration")
         return self._xml(xmlio.doc("Retention", el("Mode", rec.lock_mode) +
                                    el("RetainUntilDate", iso8601(rec.retain_until))))
+
+    def get_legal_hold(self, ctx: Ctx, view: BucketView) -> Response:
+        assert ctx.key is not None
+        self._authorize(ctx, view, "s3:GetObjectLegalHold", ctx.key)
+        if not view.s3_locks:
+            raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+        rec = self._lookup(ctx, view, self._store(view), ctx.key, ctx.req.query.get("versionId"))
+        status = rec.meta.get("legal_hold")
+        if status is None:
+            raise S3Error("NoSuchObjectLockConfiguration")
+        return self._xml(xmlio.doc("LegalHold", el("Status", status)))
+
+    async def put_legal_hold(self, ctx: Ctx, view: BucketView) -> Response:
+        assert ctx.key is not None
+        self._authorize(ctx, view, "s3:PutObjectLegalHold", ctx.key)
+        if not view.s3_locks:
+            raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+        root = xmlio.parse(await self._read_small(ctx))
+        status = xmlio.text(root, "Status")
+        if root.tag != "LegalHold" or status not in ("ON", "OFF"):
+            raise S3Error("MalformedXML")
+        store = self._store(view)
+        rec = self._lookup(ctx, view, store, ctx.key, ctx.req.query.get("versionId"))
+        store.set_meta(rec.key, rec.version_id, {**rec.meta, "legal_hold": status})
+        return Response(200)
 
     async def put_retention(self, ctx: Ctx, view: BucketView) -> Response:
         assert ctx.key is not None

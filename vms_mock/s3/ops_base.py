@@ -314,6 +314,25 @@ class OpsBase:
             raise err
         return rec
 
+    def _check_deletable(self, ctx: Ctx, view: BucketView, rec: ObjectRecord) -> None:
+        """A version under a legal hold, or under retention not bypassed, cannot be deleted."""
+        if rec.meta.get("legal_hold") == "ON":
+            raise S3Error("AccessDenied", "Access Denied because object protected by object lock.")
+        self._check_retention(ctx, view, rec)
+
+    def _legal_hold_for_new(self, ctx: Ctx, view: BucketView) -> str | None:
+        """The ``x-amz-object-lock-legal-hold`` header of an upload: "ON", "OFF" or None."""
+        status = ctx.req.headers.get("x-amz-object-lock-legal-hold")
+        if status is None:
+            return None
+        if status not in ("ON", "OFF"):
+            raise S3Error("InvalidArgument", "Legal Hold must be either of 'ON' or 'OFF'",
+                          ArgumentName="x-amz-object-lock-legal-hold", ArgumentValue=status)
+        if not view.s3_locks:
+            raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+        self._authorize(ctx, view, "s3:PutObjectLegalHold", ctx.key)
+        return status
+
     def _check_retention(self, ctx: Ctx, view: BucketView, rec: ObjectRecord) -> None:
         if not rec.lock_mode or not rec.retain_until or rec.retain_until <= time.time():
             return
