@@ -167,18 +167,14 @@ class S3App(BucketOps, ObjectOps, MultipartOps, TaggingOps):
             ctx.op = "PutObject"
             return await self.put_object(ctx, view)
         if m in ("GET", "HEAD"):
-            if "uploadId" in q and m == "GET":
-                ctx.op = "ListParts"
-                return self.list_parts(ctx, view)
-            if "retention" in q and m == "GET":
-                ctx.op = "GetObjectRetention"
-                return self.get_retention(ctx, view)
-            if "tagging" in q and m == "GET":
-                ctx.op = "GetObjectTagging"
-                return self.get_tagging(ctx, view)
-            if "legal-hold" in q and m == "GET":
-                ctx.op = "GetObjectLegalHold"
-                return self.get_legal_hold(ctx, view)
+            subresources = (("uploadId", "ListParts", self.list_parts),
+                            ("retention", "GetObjectRetention", self.get_retention),
+                            ("tagging", "GetObjectTagging", self.get_tagging),
+                            ("legal-hold", "GetObjectLegalHold", self.get_legal_hold))
+            for param, op, handler in subresources:
+                if param in q and m == "GET":
+                    ctx.op = op
+                    return handler(ctx, view)
             if "acl" in q and m == "GET":
                 ctx.op = "GetObjectAcl"
                 self._authorize(ctx, view, "s3:GetObjectAcl", ctx.key)

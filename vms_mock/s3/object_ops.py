@@ -274,11 +274,16 @@ class ObjectOps(OpsBase):
         return self._xml(xmlio.doc("CopyObjectResult", el("LastModified", iso8601(now)) +
                                    el("ETag", quote_etag(src.etag))), headers=headers)
 
-    def get_retention(self, ctx: Ctx, view: BucketView) -> Response:
+    def _lock_op(self, ctx: Ctx, view: BucketView, action: str) -> None:
+        """Authorize an object lock operation on a bucket that has object lock."""
         assert ctx.key is not None
-        self._authorize(ctx, view, "s3:GetObjectRetention", ctx.key)
+        self._authorize(ctx, view, action, ctx.key)
         if not view.s3_locks:
             raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+
+    def get_retention(self, ctx: Ctx, view: BucketView) -> Response:
+        assert ctx.key is not None
+        self._lock_op(ctx, view, "s3:GetObjectRetention")
         rec = self._lookup(ctx, view, self._store(view), ctx.key, ctx.req.query.get("versionId"))
         if not rec.lock_mode or not rec.retain_until:
             raise S3Error("NoSuchObjectLockConfiguration")
@@ -287,9 +292,7 @@ class ObjectOps(OpsBase):
 
     def get_legal_hold(self, ctx: Ctx, view: BucketView) -> Response:
         assert ctx.key is not None
-        self._authorize(ctx, view, "s3:GetObjectLegalHold", ctx.key)
-        if not view.s3_locks:
-            raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+        self._lock_op(ctx, view, "s3:GetObjectLegalHold")
         rec = self._lookup(ctx, view, self._store(view), ctx.key, ctx.req.query.get("versionId"))
         status = rec.meta.get("legal_hold")
         if status is None:
@@ -298,9 +301,7 @@ class ObjectOps(OpsBase):
 
     async def put_legal_hold(self, ctx: Ctx, view: BucketView) -> Response:
         assert ctx.key is not None
-        self._authorize(ctx, view, "s3:PutObjectLegalHold", ctx.key)
-        if not view.s3_locks:
-            raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+        self._lock_op(ctx, view, "s3:PutObjectLegalHold")
         root = xmlio.parse(await self._read_small(ctx))
         status = xmlio.text(root, "Status")
         if root.tag != "LegalHold" or status not in ("ON", "OFF"):
@@ -312,9 +313,7 @@ class ObjectOps(OpsBase):
 
     async def put_retention(self, ctx: Ctx, view: BucketView) -> Response:
         assert ctx.key is not None
-        self._authorize(ctx, view, "s3:PutObjectRetention", ctx.key)
-        if not view.s3_locks:
-            raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration")
+        self._lock_op(ctx, view, "s3:PutObjectRetention")
         root = xmlio.parse(await self._read_small(ctx))
         if root.tag != "Retention":
             raise S3Error("MalformedXML")
