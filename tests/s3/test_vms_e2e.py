@@ -139,11 +139,23 @@ def test_capacity_count_is_recounted_after_kill9(vms_server):
         c.put_object(Bucket="e2e-kill", Key=f"k{i}", Body=b"z" * 7_000)
     c.delete_object(Bucket="e2e-kill", Key="k0")
     assert in_use() == baseline + 28_000
+    big = bytes(range(256)) * 1024  # 256 KiB: a file, not an index row
+    c.put_object(Bucket="e2e-kill", Key="big", Body=big)
+    c.delete_object(Bucket="e2e-kill", Key="big")
+    c.put_object(Bucket="e2e-kill", Key="big2", Body=big)
+    c.delete_object(Bucket="e2e-kill", Key="big2")
     vms.kill9()  # within the flush interval: part of the count never reached the database
     vms.start()
     assert in_use() == baseline + 28_000
     c = _client(vms, keys)
+    assert c.get_object(Bucket="e2e-kill", Key="k4")["Body"].read() == b"z" * 7_000  # inline row
     c.put_object(Bucket="e2e-kill", Key="k9", Body=b"z" * 1_000)
+    c.put_object(Bucket="e2e-kill", Key="big3", Body=big)
+    vms.kill9()
+    vms.start()
+    c = _client(vms, keys)
+    assert c.get_object(Bucket="e2e-kill", Key="big3")["Body"].read() == big  # a file, after kill -9
+    c.delete_object(Bucket="e2e-kill", Key="big3")
     assert in_use() == baseline + 29_000
     vms.stop()  # a clean stop writes the count out
     vms.start()
