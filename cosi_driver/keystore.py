@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cosi_driver.errors import KeyStoreError
 
 _RECORD_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,200}$")
-KINDS = ("access", "bucket", "janitor")
+KINDS = ("access", "bucket", "janitor", "tombstone")
 
 
 class KeyStore(Protocol):

@@ -25,6 +25,7 @@ from cosi_driver.errors import (
     BackendUnavailable,
     BucketNotEmpty,
     InvalidArgument,
+    KeyStoreError,
     Misconfigured,
     NotFound,
     RecentlyRemoved,
@@ -122,20 +123,50 @@ class Provisioner:
         self.defaults = defaults or Defaults()
         self.inflight = InflightRegistry(self.defaults.inflight_wait)
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
-        self._tombstones: dict[str, float] = {}
+        self._tombstones: dict[str, float] = {}  # key -> time.time() it expires
         self._cache_mu = threading.Lock()
+        self._load_tombstones()
 
     # ------------------------------------------------------------------ tombstones
+    # A name deleted/revoked moments ago is refused for ``tombstone_seconds``, also across driver
+    # restarts: each tombstone is a key store record ("tombstone/<kind>.<name>" holding its wall
+    # clock expiry), written before the deleted object's own record goes away.
+    @staticmethod
+    def _tomb_record(key: str) -> str:
+        return key.replace(":", ".", 1)
+
+    def _load_tombstones(self) -> None:
+        now = time.time()
+        try:
+            for name in self.store.names("tombstone"):
+                record = self.store.get("tombstone", name) or {}
+                until = float(record.get("until", 0))
+                if until > now:
+                    self._tombstones[name.replace(".", ":", 1)] = until
+                else:
+                    self.store.delete("tombstone", name)
+        except KeyStoreError as exc:  # the first call that needs the store will report it
+            log.warning("could not load tombstones", extra={"error": str(exc)})
+
     def _bury(self, key: str) -> None:
+        now = time.time()
+        until = now + self.defaults.tombstone_seconds
+        self.store.put("tombstone", self._tomb_record(key), {"until": until})
         with self._cache_mu:
-            now = time.monotonic()
-            self._tombstones = {k: t for k, t in self._tombstones.items() if t > now}
-            self._tombstones[key] = now + self.defaults.tombstone_seconds
+            expired = [k for k, t in self._tombstones.items() if t <= now]
+            for k in expired:
+                del self._tombstones[k]
+            self._tombstones[key] = until
+        for k in expired:
+            try:
+                self.store.delete("tombstone", self._tomb_record(k))
+            except KeyStoreError as exc:  # dropped again at the next start
+                log.warning("could not drop an expired tombstone", extra={"error": str(exc)})
 
     def _refuse_if_buried(self, key: str, what: str) -> None:
         with self._cache_mu:
             expiry = self._tombstones.get(key)
-        if expiry is not None and expiry > time.monotonic():
+        if expiry is not None and expiry > time.time():
             raise RecentlyRemoved(
                 f"{what} was removed moments ago; not re-creating it for what looks like a "
                 "stale retry of an object being deleted"
@@ -453,8 +484,8 @@ class Provisioner:
                     except Exception as exc:
                         if type(exc).__name__ != "NotFound":
                             raise
-            self.store.delete("bucket", bucket_id)
             self._bury(f"bucket:{bucket_id}")
+            self.store.delete("bucket", bucket_id)
             log.info("bucket deleted", extra={"bucket": bucket_id, "force": force})
 
     def _bucket_record(self, bucket_id: str) -> dict[str, Any] | None:
@@ -734,6 +765,6 @@ class Provisioner:
                 pol = client.s3policies.find_one(name=naming.policy_name(account_id))
                 if pol is not None:
                     client.s3policies.delete(pol.id, missing_ok=True)
-            self.store.delete("access", account_id)
             self._bury(f"access:{account_id}")
+            self.store.delete("access", account_id)
             log.info("access revoked", extra={"user": account_id})
