@@ -115,7 +115,6 @@ class StorageCore:
         self.fs_dir = data_dir / "fs"
         for d in (self.block_dir, self.snapshot_dir, self.fs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self._cap_lock = threading.Lock()
         self._used_cache: tuple[int, int] | None = None  # (store.write_seq, used bytes)
         self._s3_pending = 0  # S3 bytes counted but not yet written to the database
         self._s3_flush: threading.Timer | None = None
@@ -249,9 +248,7 @@ class StorageCore:
         """Set the S3 bytes to a recount (the sum of the bucket indexes, taken at start)."""
         with self.store.read():
             self._s3_pending = 0
-            with self.store.tx(counters_only=True) as db:
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                           (META_S3_BYTES, str(total_bytes)))
+            self.store.set_meta(META_S3_BYTES, str(total_bytes))
 
     def close(self) -> None:
         """Flush the S3 byte count (call before closing the store)."""

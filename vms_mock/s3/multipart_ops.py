@@ -29,13 +29,7 @@ log = logging.getLogger(__name__)
 class MultipartOps(OpsBase):
     def create_upload(self, ctx: Ctx, view: BucketView) -> Response:
         assert ctx.key is not None
-        self._authorize(ctx, view, "s3:PutObject", ctx.key)
-        content_type, meta = self._content_meta(ctx)
-        if "tags" in meta:
-            self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
-        lock_mode, retain_until = self._retention_for_new(ctx, view)
-        if hold := self._legal_hold_for_new(ctx, view):
-            meta["legal_hold"] = hold
+        content_type, meta, lock_mode, retain_until = self._new_object(ctx, view)
         upload_id = self._store(view).create_upload(ctx.key, content_type, meta, lock_mode, retain_until)
         return self._xml(xmlio.doc("InitiateMultipartUploadResult", el("Bucket", view.bucket) +
                                    el("Key", ctx.key) + el("UploadId", upload_id)))

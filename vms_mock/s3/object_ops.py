@@ -31,13 +31,7 @@ log = logging.getLogger(__name__)
 class ObjectOps(OpsBase):
     async def put_object(self, ctx: Ctx, view: BucketView) -> Response:
         assert ctx.key is not None and ctx.auth is not None
-        self._authorize(ctx, view, "s3:PutObject", ctx.key)
-        content_type, meta = self._content_meta(ctx)
-        if "tags" in meta:
-            self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
-        lock_mode, retain_until = self._retention_for_new(ctx, view)
-        if hold := self._legal_hold_for_new(ctx, view):
-            meta["legal_hold"] = hold
+        content_type, meta, lock_mode, retain_until = self._new_object(ctx, view)
         store = self._store(view)
         self._preflight_space(view, store, objects.declared_length(ctx.req), ctx.key)
         writer, echo = await objects.receive(ctx.req, ctx.auth, store, self.pool, inline=True)

@@ -121,7 +121,7 @@ async def _receive_blocks(body: Body, writer: ObjectWriter, pool: ThreadPoolExec
     the filled blocks, in order (the caller caches them); on error they go back to the pool."""
     filled: list[Block] = []
     progress = asyncio.Event()
-    chains = (_Chain(pool, lambda v: writer.feed_md5([v]), progress),
+    chains = (_Chain(pool, writer.feed_md5, progress),
               _Chain(pool, writer.feed_block, progress))
 
     async def wait_until(cond: Callable[[], bool]) -> None:
@@ -210,8 +210,8 @@ async def receive(req: Request, auth: AuthResult, store: BucketStore, pool: Thre
             while data := await body.read(INLINE_LIMIT):
                 if writer.size + len(data) > limit:
                     raise S3Error("EntityTooLarge", MaxSizeAllowed=str(limit))
-                writer.feed_md5([data])
-                writer.feed_rest([data], hold=True)
+                writer.feed_md5(data)
+                writer.hold(data)
         else:
             filled = await _receive_blocks(body, writer, pool, limit)
         if length is not None and writer.size != length:

@@ -236,6 +236,19 @@ class OpsBase:
             meta["tags"] = tags
         return h.get("content-type") or "binary/octet-stream", meta
 
+    def _new_object(self, ctx: Ctx, view: BucketView
+                    ) -> tuple[str, dict[str, Any], str | None, float | None]:
+        """PutObject / CreateMultipartUpload: authorize, and read what the headers say about the
+        new object - (content type, metadata with tags and legal hold, lock mode, retain until)."""
+        self._authorize(ctx, view, "s3:PutObject", ctx.key)
+        content_type, meta = self._content_meta(ctx)
+        if "tags" in meta:
+            self._authorize(ctx, view, "s3:PutObjectTagging", ctx.key)
+        lock_mode, retain_until = self._retention_for_new(ctx, view)
+        if hold := self._legal_hold_for_new(ctx, view):
+            meta["legal_hold"] = hold
+        return content_type, meta, lock_mode, retain_until
+
     def _retention_for_new(self, ctx: Ctx, view: BucketView) -> tuple[str | None, float | None]:
         h = ctx.req.headers
         mode = h.get("x-amz-object-lock-mode")

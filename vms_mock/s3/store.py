@@ -143,8 +143,7 @@ def new_id() -> str:
     return secrets.token_hex(16)
 
 
-SPARE_FILES = 4            # empty temp files kept ready per bucket (see refill_spares)
-EARLY_WRITEBACK = 1 << 20  # objects from this size start disk writeback block by block
+SPARE_FILES = 4  # empty temp files kept ready per bucket (see refill_spares)
 
 
 def _load_sync_file_range() -> Any:
@@ -221,19 +220,26 @@ class ObjectWriter:
         self.checksum_name = checksum if checksum in _CHECKSUMS else None
         self.checksum = make_checksum(self.checksum_name) if self.checksum_name else None
         self.size = 0
-        self._flushed = 0
-        self._written = 0
         self._direct: bool | None = None  # O_DIRECT on the temp file: None until first tried
         self.inline_data: bytes | None = None  # the whole object, when it goes into its index row
         self.committed = False
 
-    def feed(self, chunk: bytes) -> None:
-        self.feed_md5([chunk])
-        self.feed_rest([chunk])
+    def feed_md5(self, data: bytes | memoryview) -> None:
+        self.md5.update(data)
 
-    def feed_md5(self, chunks: list[Any]) -> None:
-        for chunk in chunks:
-            self.md5.update(chunk)
+    def _hash_rest(self, data: bytes | memoryview) -> None:
+        """Everything but MD5 (so two workers can share a block: MD5 is the slowest hash)."""
+        if self.sha256 is not None:
+            self.sha256.update(data)
+        if self.checksum is not None:
+            self.checksum.update(data)
+        self.size += len(data)
+
+    def hold(self, data: bytes) -> None:
+        """(Loop) part of a small body: hashed (all but MD5) and kept for finish() or the
+        index row."""
+        self._hash_rest(data)
+        self._held.append(data)
 
     def open(self) -> None:
         if self._fd < 0:
@@ -264,63 +270,34 @@ class ObjectWriter:
             n = os.write(self._fd, view)
             view = view[n:]
 
-    def _write_direct(self, block: memoryview) -> None:
+    def _write_direct(self, block: memoryview, offset: int) -> None:
         """Write a page-aligned block past the page cache (see blocks.py). The unaligned tail of
         the last block, and file systems without O_DIRECT, take the buffered path."""
         aligned = len(block) - len(block) % DIRECT_ALIGN
-        if self._direct is not False and aligned and self._written % DIRECT_ALIGN == 0:
+        if self._direct is not False and aligned and offset % DIRECT_ALIGN == 0:
             if self._direct is None:
                 self._direct = set_direct(self._fd, True)
             if self._direct:
                 self._write(block[:aligned])
-                self._written += aligned
                 block = block[aligned:]
         if block:
             if self._direct:
                 set_direct(self._fd, False)
                 self._direct = False
             self._write(block)
-            self._written += len(block)
 
     def feed_block(self, block: memoryview) -> None:
         """(Worker) SHA-256, checksum and write of one page-aligned receive block (all but MD5)."""
-        if self.sha256 is not None:
-            self.sha256.update(block)
-        if self.checksum is not None:
-            self.checksum.update(block)
-        self.size += len(block)
+        offset = self.size
+        self._hash_rest(block)
         self.open()
         if DIRECT_IO:
-            self._write_direct(block)
+            self._write_direct(block, offset)
             return
         self._write(block)
-        start_writeback(self._fd, self._flushed, self.size - self._flushed)
-        self._flushed = self.size
-
-    def feed_rest(self, chunks: list[Any], hold: bool = False) -> None:
-        """Everything but MD5 (so two workers can share a block: MD5 is the slowest hash).
-
-        ``hold`` keeps the bytes in memory for finish() (small bodies, hashed on the loop)."""
-        for chunk in chunks:
-            if self.sha256 is not None:
-                self.sha256.update(chunk)
-            if self.checksum is not None:
-                self.checksum.update(chunk)
-            self.size += len(chunk)
-        if hold:
-            self._held.extend(chunks)
-            return
-        self.open()
-        for chunk in self._held:
-            self._write(chunk)
-        self._held = []
-        for chunk in chunks:
-            self._write(chunk)
-        if self.size >= EARLY_WRITEBACK:
-            # Start writing this block to disk now, so the one fsync at the end waits only
-            # for the tail instead of the whole object.
-            start_writeback(self._fd, self._flushed, self.size - self._flushed)
-            self._flushed = self.size
+        # Start writing this block to disk now, so the one fsync at the end waits only for the
+        # tail instead of the whole object.
+        start_writeback(self._fd, offset, len(block))
 
     def finish(self, publish: bool = False) -> None:
         """(Worker) write held bytes, fsync and close the temp file - once, at the end of the
