@@ -173,6 +173,20 @@ class Provisioner:
             )
 
     # ------------------------------------------------------------------ lookups
+    @staticmethod
+    def _create_or_find(collection: Any, fields: dict[str, Any], **lookup: Any) -> tuple[Any, bool]:
+        """Create, or on a clash (a retry, a concurrent call) find the existing object by its
+        unique ``lookup``: (object, created). The common case costs one call."""
+        try:
+            return collection.create(fields, idempotent=True), True
+        except Exception as exc:
+            if type(exc).__name__ != "Conflict":
+                raise
+            found = collection.find_one(**lookup)
+            if found is None:
+                raise
+            return found, False
+
     def _cached(self, key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
         now = time.monotonic()
         with self._cache_mu:
@@ -314,16 +328,8 @@ class Provisioner:
                             fields["s3_locks_retention_period"] = f"{params.retention_days}d"
                     # Create first, look up only on a clash: the common case costs one call.
                     # The bucket name is unique, so a retried POST cannot make a second view.
-                    try:
-                        view = client.views.create(fields, idempotent=True)
-                        created = True
-                    except Exception as exc:
-                        if type(exc).__name__ != "Conflict":
-                            raise
-                        view = client.views.find_one(bucket=bucket)
-                        if view is None:
-                            raise
-                    else:
+                    view, created = self._create_or_find(client.views, fields, bucket=bucket)
+                    if created:
                         view_id = view.id
                         undo.push("view", lambda: client.views.delete(view_id, missing_ok=True))
                 quota_id = None
@@ -660,14 +666,8 @@ class Provisioner:
             pfields: dict[str, Any] = {"name": pname, "policy": document, "enabled": True}
             if tenant_id is not None:
                 pfields["tenant_id"] = tenant_id
-            try:
-                pol = client.s3policies.create(pfields, idempotent=True)
-            except Exception as exc:
-                if type(exc).__name__ != "Conflict":
-                    raise
-                pol = client.s3policies.find_one(name=pname)
-                if pol is None:
-                    raise
+            pol, made = self._create_or_find(client.s3policies, pfields, name=pname)
+            if not made:
                 if pol.policy != document:
                     client.s3policies.update(pol.id, policy=document)
             else:
@@ -682,14 +682,8 @@ class Provisioner:
             }
             if tenant_id is not None:
                 fields["tenant_id"] = tenant_id
-            try:
-                found = client.users.create(fields, idempotent=True)
-            except Exception as exc:
-                if type(exc).__name__ != "Conflict":
-                    raise
-                found = client.users.find_one(name=user)
-                if found is None:
-                    raise
+            found, made = self._create_or_find(client.users, fields, name=user)
+            if not made:
                 if list(found.s3_policies_ids) != [pol.id]:
                     client.users.update(found.id, s3_policies_ids=[pol.id])
                     if undo.pending():
